@@ -1,0 +1,22 @@
+"""skhash: learning to hash with the scikit-learn API.
+
+Hashers turn data into compact binary codes (``fit`` / ``transform``);
+:class:`HammingNeighbors` searches them by Hamming distance; :mod:`skhash.metrics`
+scores retrieval. Importing skhash does not import torch: the deep hashers load
+it when they are used.
+"""
+
+from .classical import LSHHasher
+from .codes import hamming_distances, pack_codes, unpack_codes
+# from .neighbors import HammingNeighbors  (lands with the neighbors module)
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "HammingNeighbors",
+    "LSHHasher",
+    "hamming_distances",
+    "pack_codes",
+    "unpack_codes",
+    "__version__",
+]

@@ -1,0 +1,126 @@
+"""The contract every hasher keeps.
+
+A hasher learns a real-valued projection of ``X`` with one column per bit; the
+bit is 1 where the projection is >= 0. Subclasses write only ``_fit`` and
+``_project``; :class:`BaseHasher` validates input, thresholds and packs codes.
+"""
+
+from abc import ABCMeta, abstractmethod
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._supervision import check_supervision
+from .codes import pack_codes
+
+__all__ = ["BaseHasher", "SupervisedHasherMixin"]
+
+
+class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
+    """Base class for hashers: ``fit(X[, y])`` then ``transform(X)`` -> codes.
+
+    ``transform`` returns packed codes, ``uint8`` of shape
+    ``(n_samples, ceil(n_bits / 8))`` in the bit order of :mod:`skhash.codes`.
+
+    Subclasses implement:
+
+    - ``_fit(X, y)``: learn from validated ``X`` (float64 or float32, finite)
+      and ``y`` (``None`` for unsupervised hashers, else labels as returned by
+      :func:`skhash._supervision.check_labels`);
+    - ``_project(X)``: an array of shape ``(n_samples, n_bits)`` whose sign
+      gives the bits (bit = projection >= 0).
+
+    Parameters
+    ----------
+    n_bits : int, default=32
+        Length of the binary codes.
+    """
+
+    _parameter_constraints: dict = {
+        "n_bits": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    # Hashers that need at least this many samples to fit (PCA, graphs) raise
+    # scikit-learn's usual error below it.
+    _min_samples = 1
+
+    @abstractmethod
+    def __init__(self, n_bits=32):
+        self.n_bits = n_bits
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the hash functions.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels), default=None
+            Class labels or a multi-label indicator matrix. Required by supervised
+            hashers, ignored by the others.
+
+        Returns
+        -------
+        self : object
+            The fitted hasher.
+        """
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=self._min_samples,
+        )
+        if self.__sklearn_tags__().target_tags.required:
+            y = check_supervision(y, n_samples=X.shape[0])
+        else:
+            y = None
+        self._fit(X, y)
+        return self
+
+    def transform(self, X):
+        """Encode samples as packed binary codes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to encode.
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, ceil(n_bits / 8)), dtype uint8
+            Packed codes.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return pack_codes(self._project(X) >= 0)
+
+    @abstractmethod
+    def _fit(self, X, y):
+        """Learn from validated data; set the fitted attributes."""
+
+    @abstractmethod
+    def _project(self, X):
+        """Real-valued projection of shape (n_samples, n_bits); bit = value >= 0."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Codes are uint8 whatever the input dtype.
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+
+class SupervisedHasherMixin:
+    """Mixin for hashers that learn from labels: ``fit(X, y)`` requires ``y``.
+
+    ``y`` is 1-D class labels or a 2-D multi-label indicator matrix; two samples
+    are similar when they share at least one label.
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags

@@ -1,0 +1,5 @@
+"""Classical (shallow) hashers."""
+
+from ._lsh import LSHHasher
+
+__all__ = ["LSHHasher"]

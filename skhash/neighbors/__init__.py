@@ -1,0 +1,1 @@
+"""Hamming-space nearest neighbours."""

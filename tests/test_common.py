@@ -1,0 +1,57 @@
+"""scikit-learn's common checks over every public estimator skhash has."""
+
+import pytest
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
+
+import skhash
+from skhash.utils import all_estimators
+
+# Small, fast settings per estimator: the checks fit on ~20-30 samples with a
+# handful of features.
+FAST_PARAMS = {
+    "LSHHasher": {"n_bits": 4, "random_state": 0},
+}
+
+# Checks an estimator is known to fail, each with the reason.
+EXPECTED_FAILURES = {}
+
+
+def _fast_instances():
+    return [cls(**FAST_PARAMS.get(name, {})) for name, cls in all_estimators()]
+
+
+def _expected_failures(estimator):
+    return EXPECTED_FAILURES.get(type(estimator).__name__, {})
+
+
+@parametrize_with_checks(_fast_instances(), expected_failed_checks=_expected_failures)
+def test_sklearn_common_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("estimator", _fast_instances(), ids=type)
+def test_param_validation(estimator):
+    check_param_validation(type(estimator).__name__, estimator)
+
+
+def test_no_public_estimator_escapes_the_checks():
+    discovered = {name for name, _ in all_estimators()}
+    assert discovered == set(FAST_PARAMS), (
+        "Give every public estimator fast parameters in FAST_PARAMS (and remove "
+        "entries of estimators that no longer exist)."
+    )
+    assert set(EXPECTED_FAILURES) <= discovered
+
+
+def test_every_public_estimator_is_exported_at_top_level():
+    for name, cls in all_estimators():
+        assert getattr(skhash, name, None) is cls, f"skhash.{name} is missing"
+        assert name in skhash.__all__
+
+
+def test_import_skhash_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, skhash; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

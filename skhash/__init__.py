@@ -8,7 +8,7 @@ it when they are used.
 
 from .classical import LSHHasher
 from .codes import hamming_distances, pack_codes, unpack_codes
-# from .neighbors import HammingNeighbors  (lands with the neighbors module)
+from .neighbors import HammingNeighbors
 
 __version__ = "0.1.0.dev0"
 

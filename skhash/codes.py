@@ -188,13 +188,20 @@ def hamming_distances(A, B=None):
             f"A and B must have the same code width, got {A.shape[1]} and "
             f"{B.shape[1]} bytes."
         )
-    words_A, words_B = as_words(A), as_words(B)
-    out = np.empty((len(A), len(B)), dtype=np.int32)
+    return distances_from_words(as_words(A), as_words(B))
+
+
+def distances_from_words(words_A, words_B):
+    """Hamming distances between codes already viewed as words (see `as_words`).
+
+    Callers that search the same database many times convert it once.
+    """
+    out = np.empty((len(words_A), len(words_B)), dtype=np.int32)
     n_words = words_A.shape[1]
-    cols = max(1, min(len(B), _BLOCK_ELEMENTS // n_words))
+    cols = max(1, min(len(words_B), _BLOCK_ELEMENTS // n_words))
     rows = max(1, _BLOCK_ELEMENTS // (cols * n_words))
-    for i in range(0, len(A), rows):
-        for j in range(0, len(B), cols):
+    for i in range(0, len(words_A), rows):
+        for j in range(0, len(words_B), cols):
             block = words_A[i : i + rows, None, :] ^ words_B[None, j : j + cols, :]
             out[i : i + rows, j : j + cols] = np.bitwise_count(block).sum(
                 axis=2, dtype=np.int32

@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from skhash.codes import as_words, check_codes, hamming_distances, pack_codes, unpack_codes
+from skhash.codes import (
+    as_words,
+    check_codes,
+    hamming_distances,
+    pack_codes,
+    unpack_codes,
+)
 
 
 def slow_hamming(A_bits, B_bits):

@@ -75,7 +75,7 @@ def test_sample_pairs_are_distinct_and_labelled_correctly():
 
 def test_sample_triplets_multi_label():
     anchor, positive, negative = sample_triplets(Y_MULTI, 200, random_state=0)
-    for a, p, n in zip(anchor, positive, negative):
+    for a, p, n in zip(anchor, positive, negative, strict=True):
         assert a != p
         assert Y_MULTI[a] @ Y_MULTI[p] > 0
         assert Y_MULTI[a] @ Y_MULTI[n] == 0

@@ -1,6 +1,5 @@
 """Locality-sensitive hashing with random hyperplanes."""
 
-import numpy as np
 from sklearn.utils import check_random_state
 
 from ..base import BaseHasher

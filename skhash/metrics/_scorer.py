@@ -1,0 +1,160 @@
+"""Scorers: retrieval metrics as ``scorer(estimator, X, y)`` callables.
+
+They plug into ``GridSearchCV(scoring=...)``, ``cross_validate`` and multi-metric
+dicts. Two protocols, chosen from the estimator:
+
+- a :class:`~skhash.HammingNeighbors` or a Pipeline ending in one: the held-out
+  samples are the queries, the fitted training fold (with the labels it was
+  fitted with) is the database;
+- a hasher, or a Pipeline ending in one: each held-out sample queries the rest
+  of the held-out fold (leave-one-out inside the fold).
+"""
+
+import inspect
+import re
+
+from sklearn.pipeline import Pipeline
+
+from ._retrieval import mean_average_precision, precision_at_k, precision_within_radius
+
+__all__ = [
+    "get_retrieval_scorer",
+    "get_retrieval_scorer_names",
+    "make_retrieval_scorer",
+]
+
+_METRICS = {
+    "mean_average_precision": mean_average_precision,
+    "precision_at_k": precision_at_k,
+    "precision_within_radius": precision_within_radius,
+}
+
+# Registry names: a prefix, then optionally "@<integer>" for the metric's
+# integer parameter (k for the ranking metrics, the radius for the radius one).
+_NAMED = {
+    "map": ("mean_average_precision", "k", None),
+    "precision": ("precision_at_k", "k", 100),
+    "radius_precision": ("precision_within_radius", "radius", 2),
+}
+
+
+class _RetrievalScorer:
+    def __init__(self, metric, params):
+        self._metric = metric
+        self._params = params
+
+    def __call__(self, estimator, X, y):
+        from ..neighbors import HammingNeighbors
+
+        if y is None:
+            raise ValueError(
+                "Retrieval scorers need labels y to tell what is relevant."
+            )
+        final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+        if isinstance(final, HammingNeighbors):
+            if final._fit_y is None:
+                raise ValueError(
+                    "The HammingNeighbors being scored was fitted without y; fit it "
+                    "with the database labels to score retrieval."
+                )
+            queries = estimator[:-1].transform(X) if final is not estimator else X
+            return self._metric(queries, final._fit_X, y, final._fit_y, **self._params)
+        # A hasher: every held-out item queries the rest of its fold.
+        return self._metric(estimator.transform(X), None, y, None, **self._params)
+
+    def __repr__(self):
+        params = "".join(f", {key}={value!r}" for key, value in self._params.items())
+        return f"make_retrieval_scorer({self._metric.__name__!r}{params})"
+
+
+def make_retrieval_scorer(metric="mean_average_precision", **metric_params):
+    """Make a scorer ``scorer(estimator, X, y)`` from a retrieval metric.
+
+    Parameters
+    ----------
+    metric : {"mean_average_precision", "precision_at_k", \
+            "precision_within_radius"} or callable, default="mean_average_precision"
+        The metric, by name or as one of the functions of :mod:`skhash.metrics`.
+    **metric_params : dict
+        Keyword arguments of the metric, e.g. ``k=1000, ties="average"``.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y) -> float``, greater is better. For a
+        :class:`~skhash.HammingNeighbors` (or a Pipeline ending in one) ``X`` are
+        the queries and the fitted database is searched; for a hasher (or a
+        Pipeline ending in one) each sample of ``X`` queries the others.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from skhash import LSHHasher
+    >>> from skhash.metrics import make_retrieval_scorer
+    >>> X, y = load_digits(return_X_y=True)
+    >>> scorer = make_retrieval_scorer("mean_average_precision", k=100)
+    >>> scores = cross_val_score(LSHHasher(n_bits=32, random_state=0), X, y,
+    ...                          scoring=scorer, cv=3)
+    >>> bool(scores.min() > 0.1)
+    True
+    """
+    if isinstance(metric, str):
+        if metric not in _METRICS:
+            raise ValueError(
+                f"Unknown retrieval metric {metric!r}; choose one of "
+                f"{sorted(_METRICS)}."
+            )
+        metric = _METRICS[metric]
+    elif metric not in _METRICS.values():
+        raise ValueError(
+            "metric must be the name of a retrieval metric or one of the functions "
+            f"of skhash.metrics ({sorted(_METRICS)}), got {metric!r}."
+        )
+    # Bind now so that a misspelt parameter fails here, not inside a search.
+    codes = labels = None
+    inspect.signature(metric).bind(codes, codes, labels, labels, **metric_params)
+    return _RetrievalScorer(metric, metric_params)
+
+
+def get_retrieval_scorer(name):
+    """Scorer from a registry name.
+
+    Parameters
+    ----------
+    name : str
+        ``"map"`` (MAP over the whole database), ``"map@<k>"`` (MAP@k),
+        ``"precision@<k>"`` (precision of the top k, default k=100) and
+        ``"radius_precision@<r>"`` (precision within Hamming radius r, macro
+        average, default r=2); e.g. ``"map@1000"``, ``"radius_precision@2"``.
+        The other parameters keep the metrics' defaults (stable ties, queries
+        with nothing relevant count as 0).
+
+    Returns
+    -------
+    scorer : callable
+        As returned by :func:`make_retrieval_scorer`.
+
+    Examples
+    --------
+    >>> from skhash.metrics import get_retrieval_scorer
+    >>> get_retrieval_scorer("map@1000")
+    make_retrieval_scorer('mean_average_precision', k=1000)
+    """
+    match = (
+        re.fullmatch(r"([a-z_]+)(?:@(\d+))?", name) if isinstance(name, str) else None
+    )
+    if match is None or match.group(1) not in _NAMED:
+        raise ValueError(
+            f"Unknown retrieval scorer {name!r}; names look like "
+            f"{get_retrieval_scorer_names()} with an optional '@<integer>'."
+        )
+    metric, parameter, default = _NAMED[match.group(1)]
+    value = default if match.group(2) is None else int(match.group(2))
+    params = {} if value is None else {parameter: value}
+    return make_retrieval_scorer(metric, **params)
+
+
+def get_retrieval_scorer_names():
+    """Registry prefixes accepted by :func:`get_retrieval_scorer`."""
+    return sorted(_NAMED)

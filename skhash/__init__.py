@@ -6,15 +6,27 @@ scores retrieval. Importing skhash does not import torch: the deep hashers load
 it when they are used.
 """
 
-from .classical import LSHHasher
+from .classical import (
+    CCAITQHasher,
+    ITQHasher,
+    KSHHasher,
+    LSHHasher,
+    SpectralHasher,
+    STHHasher,
+)
 from .codes import hamming_distances, pack_codes, unpack_codes
 from .neighbors import HammingNeighbors
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "CCAITQHasher",
     "HammingNeighbors",
+    "ITQHasher",
+    "KSHHasher",
     "LSHHasher",
+    "STHHasher",
+    "SpectralHasher",
     "hamming_distances",
     "pack_codes",
     "unpack_codes",

@@ -92,8 +92,8 @@ def check_supervision(y, n_samples):
     """
     if y is None:
         raise ValueError(
-            "This hasher is supervised: fit(X, y) requires y (class labels or a "
-            "multi-label indicator matrix)."
+            "This hasher is supervised: it requires y to be passed, but the target "
+            "y is None. Pass class labels or a multi-label indicator matrix."
         )
     y = check_labels(y)
     if _num_samples(y) != n_samples:

@@ -31,8 +31,13 @@ class _HammingNeighborsOnFeatures(HammingNeighbors):
 # Small, fast settings per estimator: the checks fit on ~20-30 samples with a
 # handful of features.
 FAST_PARAMS = {
+    "CCAITQHasher": {"n_bits": 2, "n_iter": 5, "random_state": 0},
     "HammingNeighbors": {"n_neighbors": 3},
+    "ITQHasher": {"n_bits": 2, "n_iter": 5, "random_state": 0},
+    "KSHHasher": {"n_bits": 3, "n_anchors": 8, "n_labeled": 20, "random_state": 0},
     "LSHHasher": {"n_bits": 4, "random_state": 0},
+    "STHHasher": {"n_bits": 2, "n_neighbors": 5, "random_state": 0},
+    "SpectralHasher": {"n_bits": 3},
 }
 # Estimators run through the checks in an adapted form (see the class's docstring).
 ADAPTED = {"HammingNeighbors": _HammingNeighborsOnFeatures}

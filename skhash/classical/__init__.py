@@ -1,5 +1,16 @@
 """Classical (shallow) hashers."""
 
+from ._itq import CCAITQHasher, ITQHasher
+from ._ksh import KSHHasher
 from ._lsh import LSHHasher
+from ._spectral import SpectralHasher
+from ._sth import STHHasher
 
-__all__ = ["LSHHasher"]
+__all__ = [
+    "CCAITQHasher",
+    "ITQHasher",
+    "KSHHasher",
+    "LSHHasher",
+    "STHHasher",
+    "SpectralHasher",
+]

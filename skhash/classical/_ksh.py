@@ -41,8 +41,9 @@ def _accelerated_descent(a, K, residual, max_iter, tol):
     previous = a
     cost, _ = _cost_and_gradient(a, K, residual)
     momentum_prev, momentum = 0.0, 1.0
-    iteration = 0
-    for iteration in range(1, max_iter + 1):
+    n_iter = 0
+    while n_iter < max_iter:
+        n_iter += 1
         point = a + ((momentum_prev - 1) / momentum) * (a - previous)
         point_cost, gradient = _cost_and_gradient(point, K, residual)
         while True:
@@ -59,7 +60,7 @@ def _accelerated_descent(a, K, residual, max_iter, tol):
         cost = candidate_cost
         if change <= tol:
             break
-    return a, iteration
+    return a, n_iter
 
 
 class KSHHasher(SupervisedHasherMixin, BaseHasher):

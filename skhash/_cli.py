@@ -1,16 +1,22 @@
 """The main job: fit hashers, search their codes, print retrieval quality.
 
-``python -m skhash`` splits scikit-learn's digits as the hashing papers do
-(held-out queries, a labelled training set, the rest as database), fits each
-hasher at each code length, encodes queries and database, searches with
-:class:`~skhash.HammingNeighbors` and prints MAP and precision within Hamming
-radius 2 as a table.
+``python -m skhash`` splits a dataset as the hashing papers do (held-out
+queries, a labelled training set, the rest as database), fits each hasher at
+each code length (supervised ones on the labelled set, unsupervised ones on the
+database), encodes queries and database, searches with
+:class:`~skhash.HammingNeighbors` and prints MAP, MAP@k and precision within
+Hamming radius 2 with fit and encoding times, as a Markdown table.
 """
 
 import argparse
+import platform
+import sys
 import time
+from pathlib import Path
 
+import numpy as np
 from sklearn.datasets import load_digits
+from sklearn.utils import check_random_state
 
 from .classical import (
     CCAITQHasher,
@@ -20,8 +26,8 @@ from .classical import (
     SpectralHasher,
     STHHasher,
 )
-from .datasets import retrieval_split
-from .metrics import precision_within_radius
+from .datasets import load_fashion_mnist, retrieval_split
+from .metrics import mean_average_precision, precision_within_radius
 from .neighbors import HammingNeighbors
 
 # name -> (factory(n_bits, random_state), supervised)
@@ -29,17 +35,38 @@ HASHERS = {
     "lsh": (lambda n_bits, seed: LSHHasher(n_bits, random_state=seed), False),
     "sh": (lambda n_bits, seed: SpectralHasher(n_bits), False),
     "itq": (lambda n_bits, seed: ITQHasher(n_bits, random_state=seed), False),
-    "sth": (lambda n_bits, seed: STHHasher(n_bits, random_state=seed), False),
+    "sth": (
+        lambda n_bits, seed: STHHasher(n_bits, n_jobs=-1, random_state=seed),
+        False,
+    ),
     "cca-itq": (lambda n_bits, seed: CCAITQHasher(n_bits, random_state=seed), True),
     "ksh": (lambda n_bits, seed: KSHHasher(n_bits, random_state=seed), True),
+}
+
+
+def _load_digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16, y
+
+
+def _load_fashion_mnist():
+    X, y = load_fashion_mnist(return_X_y=True)
+    return X / 255, y
+
+
+# name -> (loader, queries per class, labelled training images per class, k of MAP@k)
+DATASETS = {
+    "digits": (_load_digits, 20, 60, 100),
+    "fashion-mnist": (_load_fashion_mnist, 100, 500, 1000),
 }
 
 
 def _parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m skhash",
-        description="Learning-to-hash retrieval benchmark on scikit-learn's digits.",
+        description="Learning-to-hash retrieval benchmark (the seed papers' protocol).",
     )
+    parser.add_argument("--dataset", default="digits", choices=list(DATASETS))
     parser.add_argument(
         "--hashers",
         nargs="+",
@@ -52,34 +79,56 @@ def _parse_args(argv):
         nargs="+",
         type=int,
         default=[16, 32, 64],
-        help="code lengths (default: 16 32 64; at most 64 for the PCA-based ones)",
+        help="code lengths (default: 16 32 64)",
+    )
+    parser.add_argument(
+        "--unsupervised-train",
+        type=int,
+        metavar="N",
+        help="fit unsupervised hashers on N database items (default: all of them)",
     )
     parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument(
+        "--output", type=Path, metavar="FILE", help="also write the table to FILE"
+    )
     args = parser.parse_args(argv)
     if any(n_bits < 1 for n_bits in args.bits):
         parser.error("--bits must be positive integers")
+    if args.unsupervised_train is not None and args.unsupervised_train < 2:
+        parser.error("--unsupervised-train must be at least 2")
     return args
 
 
 def main(argv=None):
     args = _parse_args(argv)
-    X, y = load_digits(return_X_y=True)
+    load, n_queries, n_train, k = DATASETS[args.dataset]
+    X, y = load()
     split = retrieval_split(
-        X,
+        X.astype(np.float32),
         y,
-        n_queries_per_class=20,
-        n_train_per_class=60,
+        n_queries_per_class=n_queries,
+        n_train_per_class=n_train,
         random_state=args.random_state,
     )
+    unsupervised_train = split.X_database
+    if args.unsupervised_train is not None:
+        rng = check_random_state(args.random_state)
+        size = min(args.unsupervised_train, len(split.X_database))
+        unsupervised_train = split.X_database[
+            rng.choice(len(split.X_database), size, replace=False)
+        ]
     print(
-        f"digits: {len(split.X_query)} queries against a database of "
-        f"{len(split.X_database)}; supervised hashers train on "
-        f"{len(split.X_train)} labelled images, unsupervised ones on the database; "
+        f"{args.dataset}: {len(split.X_query)} queries, a database of "
+        f"{len(split.X_database)}; supervised hashers fit on {len(split.X_train)} "
+        f"labelled items, unsupervised ones on {len(unsupervised_train)}; "
         "relevant = same class"
     )
-    header = f"{'hasher':<8} {'bits':>4} {'MAP':>7} {'P@r<=2':>7} {'fit s':>7}"
-    print(header)
-    print("-" * len(header))
+    header = (
+        f"| hasher | bits | MAP | MAP@{k} | P@r<=2 | fit s | encode s |\n"
+        "|---|---:|---:|---:|---:|---:|---:|"
+    )
+    print(header, flush=True)
+    rows = []
     for name in args.hashers:
         factory, supervised = HASHERS[name]
         for n_bits in args.bits:
@@ -88,18 +137,29 @@ def main(argv=None):
             if supervised:
                 hasher.fit(split.X_train, split.y_train)
             else:
-                hasher.fit(split.X_database)
+                hasher.fit(unsupervised_train)
             fit_seconds = time.perf_counter() - start
+            start = time.perf_counter()
             database = hasher.transform(split.X_database)
             queries = hasher.transform(split.X_query)
+            encode_seconds = time.perf_counter() - start
             nn = HammingNeighbors().fit(database, split.y_database)
-            mean_ap = nn.score(queries, split.y_query)
-            radius = precision_within_radius(
-                queries, database, split.y_query, split.y_database, radius=2
+            codes = queries, database, split.y_query, split.y_database
+            row = (
+                f"| {name} | {n_bits} | {nn.score(queries, split.y_query):.4f} | "
+                f"{mean_average_precision(*codes, k=k):.4f} | "
+                f"{precision_within_radius(*codes, radius=2):.4f} | "
+                f"{fit_seconds:.2f} | {encode_seconds:.2f} |"
             )
-            print(
-                f"{name:<8} {n_bits:>4} {mean_ap:>7.4f} {radius:>7.4f} "
-                f"{fit_seconds:>7.2f}",
-                flush=True,
-            )
+            rows.append(row)
+            print(row, flush=True)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        given = sys.argv[1:] if argv is None else argv
+        command = " ".join(["python -m skhash", *given])
+        args.output.write_text(
+            f"Command: `{command}` on {platform.machine()}, Python "
+            f"{platform.python_version()}, {len(split.X_query)} queries against "
+            f"{len(split.X_database)}.\n\n" + header + "\n" + "\n".join(rows) + "\n"
+        )
     return 0

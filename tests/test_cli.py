@@ -1,0 +1,34 @@
+import pytest
+
+from skhash._cli import main
+
+
+def test_main_job_prints_and_writes_the_table(tmp_path, capsys):
+    output = tmp_path / "results" / "table.md"
+    code = main(
+        ["--hashers", "lsh", "itq", "--bits", "8", "13", "--output", str(output)]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    rows = [line for line in printed.splitlines() if line.startswith("| lsh")]
+    assert len(rows) == 2
+    mean_ap = [
+        float(line.split("|")[3])
+        for line in printed.splitlines()
+        if line.startswith("| itq")
+    ]
+    assert len(mean_ap) == 2 and all(0.3 < value < 1 for value in mean_ap)
+    written = output.read_text()
+    assert "python -m skhash --hashers lsh itq" in written
+    assert written.count("\n| itq |") == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--bits", "0"], ["--hashers", "pca"], ["--dataset", "cifar"], ["--bits", "x"]],
+)
+def test_bad_arguments_exit_with_a_message(argv, capsys):
+    with pytest.raises(SystemExit) as error:
+        main(argv)
+    assert error.value.code == 2
+    assert "error:" in capsys.readouterr().err

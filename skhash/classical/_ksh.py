@@ -103,8 +103,8 @@ class KSHHasher(SupervisedHasherMixin, BaseHasher):
         Mean kernel vector of the labelled rows, subtracted before projecting.
     coef_ : ndarray of shape (n_anchors, n_bits)
         Projection vectors ``a_t``.
-    n_iter_ : ndarray of shape (n_bits,)
-        Gradient iterations run for each bit.
+    n_iter_ : int
+        Gradient iterations run, summed over the bits.
     objective_ : ndarray of shape (n_bits, 2)
         Per bit, ``y^T R y`` of the spectral solution (column 0) and of the
         kept solution (column 1); the kept one is never worse.
@@ -187,7 +187,7 @@ class KSHHasher(SupervisedHasherMixin, BaseHasher):
         residual_K = residual @ K  # updated by rank one after every bit
         self.coef_ = np.empty((K.shape[1], self.n_bits))
         self.objective_ = np.empty((self.n_bits, 2))
-        self.n_iter_ = np.zeros(self.n_bits, dtype=int)
+        self.n_iter_ = 0
         for bit in range(self.n_bits):
             between = K.T @ residual_K
             _, vectors = eigh(
@@ -197,9 +197,10 @@ class KSHHasher(SupervisedHasherMixin, BaseHasher):
             )
             start = vectors[:, 0]
             start *= np.sqrt(len(K) / max(np.sum((K @ start) ** 2), 1e-300))
-            refined, self.n_iter_[bit] = _accelerated_descent(
+            refined, n_iter = _accelerated_descent(
                 start, K, residual, self.max_iter, self.tol
             )
+            self.n_iter_ += n_iter
             codes = [_sign(K @ start), _sign(K @ refined)]
             scores = [c @ residual @ c for c in codes]
             best = int(scores[1] > scores[0])

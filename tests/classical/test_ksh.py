@@ -45,7 +45,7 @@ def test_each_bit_keeps_the_better_of_spectral_and_optimised(digits):
     hasher = KSHHasher(n_bits=10, n_anchors=40, n_labeled=200, random_state=0).fit(X, y)
     spectral, kept = hasher.objective_.T
     assert np.all(kept >= spectral)
-    assert hasher.n_iter_.shape == (10,) and hasher.n_iter_.min() >= 1
+    assert hasher.n_iter_ >= 10
 
 
 def test_objective_is_recomputed_from_the_codes(digits):

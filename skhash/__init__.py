@@ -3,7 +3,7 @@
 Hashers turn data into compact binary codes (``fit`` / ``transform``);
 :class:`HammingNeighbors` searches them by Hamming distance; :mod:`skhash.metrics`
 scores retrieval. Importing skhash does not import torch: the deep hashers load
-it when they are used.
+it when they are fitted.
 """
 
 from .classical import (
@@ -15,13 +15,16 @@ from .classical import (
     STHHasher,
 )
 from .codes import hamming_distances, pack_codes, unpack_codes
+from .deep import DSHHasher, HashNetHasher
 from .neighbors import HammingNeighbors
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "CCAITQHasher",
+    "DSHHasher",
     "HammingNeighbors",
+    "HashNetHasher",
     "ITQHasher",
     "KSHHasher",
     "LSHHasher",

@@ -30,8 +30,11 @@ class _HammingNeighborsOnFeatures(HammingNeighbors):
 
 # Small, fast settings per estimator: the checks fit on ~20-30 samples with a
 # handful of features.
+_DEEP = {"max_epochs": 2, "batch_size": 8, "hidden_layer_sizes": (8,), "device": "cpu"}
 FAST_PARAMS = {
     "CCAITQHasher": {"n_bits": 2, "n_iter": 5, "random_state": 0},
+    "DSHHasher": {"n_bits": 3, **_DEEP, "random_state": 0},
+    "HashNetHasher": {"n_bits": 3, **_DEEP, "random_state": 0},
     "HammingNeighbors": {"n_neighbors": 3},
     "ITQHasher": {"n_bits": 2, "n_iter": 5, "random_state": 0},
     "KSHHasher": {"n_bits": 3, "n_anchors": 8, "n_labeled": 20, "random_state": 0},

@@ -1,0 +1,118 @@
+"""DSH: deep supervised hashing with a pairwise margin."""
+
+from numbers import Real
+
+from sklearn.utils._param_validation import Interval
+
+from ..base import SupervisedHasherMixin
+from ._engine import BaseDeepHasher, label_matrix
+from ._hashnet import HashNetHasher
+
+
+class DSHHasher(SupervisedHasherMixin, BaseDeepHasher):
+    """Deep supervised hashing: contrastive loss on relaxed binary outputs.
+
+    The network's ``n_bits`` linear outputs ``b`` are pulled together for
+    similar pairs of a mini-batch and pushed at least ``margin`` apart (in
+    squared distance) for dissimilar ones, while a regulariser draws every
+    ``|b|`` towards 1; the code is ``b >= 0``.
+
+    Parameters
+    ----------
+    n_bits : int, default=32
+        Length of the codes.
+    margin : float, default=None
+        Margin of dissimilar pairs on ``||b_i - b_j||^2``; ``None`` means
+        ``2 * n_bits`` (the official code).
+    alpha : float, default=0.01
+        Weight of the regulariser ``|| |b| - 1 ||_1``.
+    backbone, hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, \
+optimizer, device, callbacks, verbose, random_state
+        As in :class:`HashNetHasher`.
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The trained network and its training history.
+    device_ : str
+        Device used for training.
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    See Also
+    --------
+    HashNetHasher : Weighted pairwise cross-entropy with continuation.
+
+    Notes
+    -----
+    Follows the official Caffe code's defaults (``margin = 2 * n_bits``,
+    ``alpha = 0.01``) and its network for small images, which is the ``"cnn"``
+    backbone. Pairs are the ``i < j`` pairs of each mini-batch.
+
+    References
+    ----------
+    .. [1] H. Liu, R. Wang, S. Shan and X. Chen, "Deep supervised hashing for
+       fast image retrieval", CVPR 2016.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skhash import DSHHasher
+    >>> X, y = load_digits(return_X_y=True)
+    >>> DSHHasher(n_bits=12, max_epochs=2, random_state=0).fit(X / 16, y).transform(
+    ...     X / 16).shape
+    (1797, 2)
+    """
+
+    _parameter_constraints = {
+        **BaseDeepHasher._parameter_constraints,
+        "margin": [Interval(Real, 0, None, closed="neither"), None],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        n_bits=32,
+        *,
+        margin=None,
+        alpha=0.01,
+        backbone="auto",
+        hidden_layer_sizes=(256,),
+        input_shape=None,
+        max_epochs=10,
+        batch_size=64,
+        lr=1e-3,
+        optimizer="adam",
+        device="auto",
+        callbacks=None,
+        verbose=0,
+        random_state=None,
+    ):
+        self.n_bits = n_bits
+        self.margin = margin
+        self.alpha = alpha
+        self.backbone = backbone
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.input_shape = input_shape
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.device = device
+        self.callbacks = callbacks
+        self.verbose = verbose
+        self.random_state = random_state
+
+    _head = HashNetHasher._head
+
+    def _criterion(self):
+        from ._losses import ContrastiveHashLoss
+
+        margin = 2 * self.n_bits if self.margin is None else self.margin
+        return ContrastiveHashLoss(margin=margin, alpha=self.alpha)
+
+    def _targets(self, X, y):
+        return label_matrix(y)
+
+    def _outputs_to_projection(self, b):
+        return b

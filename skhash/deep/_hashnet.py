@@ -1,0 +1,162 @@
+"""HashNet: deep hashing by continuation."""
+
+from numbers import Integral, Real
+
+from sklearn.utils._param_validation import Interval
+
+from ..base import SupervisedHasherMixin
+from ._engine import BaseDeepHasher, label_matrix
+
+
+class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
+    """HashNet: a network trained through ``tanh(beta z)`` with growing beta.
+
+    A backbone and a linear hash layer give ``z`` (``n_bits`` units); training
+    uses ``h = tanh(beta z)`` with a weighted pairwise cross-entropy between
+    the pairs of each mini-batch, and ``beta`` grows by continuation so ``h``
+    approaches ``sign(z)``, the code used after training.
+
+    Parameters
+    ----------
+    n_bits : int, default=32
+        Length of the codes.
+    alpha : float, default=None
+        Scale of the inner products in the pairwise sigmoid; ``None`` means
+        ``10 / n_bits`` (the official code).
+    gamma : float, default=0.005
+        Continuation: ``beta = (1 + gamma * t) ** power`` after ``t`` iterations.
+    power : float, default=0.5
+        Exponent of the continuation.
+    step_size : int, default=200
+        Iterations between two updates of ``beta``.
+    backbone : {"auto", "mlp", "cnn"} or torch.nn.Module, default="auto"
+        Feature network: an MLP for feature vectors (``"auto"`` without
+        ``input_shape``), DSH's small convolutional network for images
+        (``"auto"`` with ``input_shape``), or any module mapping a batch to
+        features.
+    hidden_layer_sizes : tuple of int, default=(256,)
+        Layers of the MLP backbone.
+    input_shape : tuple (channels, height, width), default=None
+        Shape of each image when rows of ``X`` are flattened images.
+    max_epochs : int, default=10
+        Passes over the training data.
+    batch_size : int, default=64
+        Mini-batch size; pairs are formed inside each mini-batch.
+    lr : float, default=1e-3
+        Learning rate.
+    optimizer : {"adam", "sgd"} or torch optimizer class, default="adam"
+        Optimiser.
+    device : str, default="auto"
+        Torch device; ``"auto"`` is CUDA when available, else the CPU.
+    callbacks : list of skorch callbacks, default=None
+        Extra callbacks, e.g. ``skorch.callbacks.EpochScoring`` or
+        ``LRScheduler``.
+    verbose : int, default=0
+        ``1`` prints skorch's epoch table and a progress bar.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the weights and of the shuffling: the same seed on the same
+        device gives the same codes.
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The trained network and its training history (``net_.history``).
+    device_ : str
+        Device used for training.
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    See Also
+    --------
+    DSHHasher : Pairwise contrastive loss on real-valued outputs.
+
+    Notes
+    -----
+    Follows the official PyTorch code for the continuation (``beta``
+    recomputed every ``step_size`` iterations, not per epoch as in
+    DeepHash-pytorch) and for ``alpha = 10 / n_bits``, and the paper for the
+    weights: ``|S| / |S_1|`` on similar and ``|S| / |S_0|`` on dissimilar pairs
+    (the official code weights positives by a per-dataset constant). The loss
+    is computed with ``softplus``, exact for large inner products.
+
+    References
+    ----------
+    .. [1] Z. Cao, M. Long, J. Wang and P. S. Yu, "HashNet: Deep learning to
+       hash by continuation", ICCV 2017.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skhash import HashNetHasher
+    >>> X, y = load_digits(return_X_y=True)
+    >>> hasher = HashNetHasher(n_bits=16, max_epochs=2, random_state=0)
+    >>> hasher.fit(X / 16, y).transform(X / 16).shape
+    (1797, 2)
+    """
+
+    _parameter_constraints = {
+        **BaseDeepHasher._parameter_constraints,
+        "alpha": [Interval(Real, 0, None, closed="neither"), None],
+        "gamma": [Interval(Real, 0, None, closed="left")],
+        "power": [Interval(Real, 0, None, closed="left")],
+        "step_size": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        n_bits=32,
+        *,
+        alpha=None,
+        gamma=0.005,
+        power=0.5,
+        step_size=200,
+        backbone="auto",
+        hidden_layer_sizes=(256,),
+        input_shape=None,
+        max_epochs=10,
+        batch_size=64,
+        lr=1e-3,
+        optimizer="adam",
+        device="auto",
+        callbacks=None,
+        verbose=0,
+        random_state=None,
+    ):
+        self.n_bits = n_bits
+        self.alpha = alpha
+        self.gamma = gamma
+        self.power = power
+        self.step_size = step_size
+        self.backbone = backbone
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.input_shape = input_shape
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.device = device
+        self.callbacks = callbacks
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _head(self, in_features):
+        from torch import nn
+
+        return nn.Linear(in_features, self.n_bits)
+
+    def _criterion(self):
+        from ._losses import WeightedPairwiseCrossEntropy
+
+        alpha = 10 / self.n_bits if self.alpha is None else self.alpha
+        return WeightedPairwiseCrossEntropy(alpha=alpha)
+
+    def _schedules(self):
+        from ._callbacks import BetaContinuation
+
+        return [("beta", BetaContinuation(self.gamma, self.power, self.step_size))]
+
+    def _targets(self, X, y):
+        return label_matrix(y)
+
+    def _outputs_to_projection(self, z):
+        return z  # sign(z): the limit of tanh(beta z)

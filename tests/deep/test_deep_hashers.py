@@ -1,0 +1,145 @@
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import Pipeline
+
+torch = pytest.importorskip("torch")
+
+from skhash import DSHHasher, HammingNeighbors, HashNetHasher  # noqa: E402
+from skhash.deep._callbacks import BetaContinuation, EpsilonDecay  # noqa: E402
+from skhash.metrics import get_retrieval_scorer, mean_average_precision  # noqa: E402
+
+FAST = {"max_epochs": 2, "batch_size": 32, "hidden_layer_sizes": (32,), "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16)[:600], y[:600]
+
+
+def test_beta_continuation_follows_the_official_schedule():
+    schedule = BetaContinuation(gamma=0.005, power=0.5, step_size=200)
+    assert schedule.value_at(0) == 1.0
+    assert schedule.value_at(200) == pytest.approx(2**0.5)
+    assert schedule.value_at(10_000) == pytest.approx(51**0.5)  # ~7.1
+
+
+def test_beta_grows_during_training_every_step_size_iterations(digits):
+    X, y = digits
+    seen = []
+
+    class Record(BetaContinuation):
+        def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+            super().on_batch_begin(net, batch=batch, training=training, **kwargs)
+            seen.append(net.criterion_.beta)
+
+    hasher = HashNetHasher(8, step_size=5, gamma=0.1, power=1.0, random_state=0, **FAST)
+    hasher._schedules = lambda: [("beta", Record(0.1, 1.0, 5))]
+    hasher.fit(X, y)
+    # 600 / 32 -> 19 batches per epoch, 38 in all; beta = 1 + 0.1 t at t = 0, 5, ...
+    expected = [1 + 0.1 * (5 * (t // 5)) for t in range(38)]
+    np.testing.assert_allclose(seen, expected)
+
+
+def test_epsilon_decays_by_steps():
+    schedule = EpsilonDecay(epsilon=0.5, decay=0.8, step_size=20_000)
+    assert schedule.value_at(19_999) == 0.5
+    assert schedule.value_at(20_000) == pytest.approx(0.4)
+    assert schedule.value_at(45_000) == pytest.approx(0.32)
+
+
+@pytest.mark.parametrize("Hasher", [HashNetHasher, DSHHasher])
+def test_learns_codes_single_and_multi_label(Hasher, digits):
+    X, y = digits
+    Y = np.column_stack([y == d for d in range(10)] + [y % 2 == 0]).astype(int)
+    rng = np.random.RandomState(0)
+    random_codes = rng.randint(0, 256, size=(600, 2), dtype=np.uint8)
+    params = {**FAST, "max_epochs": 5}
+    for labels, floor in [(y, 0.25), (Y, 0.45)]:
+        codes = Hasher(16, random_state=0, **params).fit(X, labels).transform(X)
+        assert codes.shape == (600, 2) and codes.dtype == np.uint8
+        # Measured after 5 epochs: single-label 0.445 (HashNet) and 0.331 (DSH);
+        # multi-label 0.571 and 0.550. Random codes: about 0.1 and 0.35.
+        trained = mean_average_precision(codes, None, labels)
+        assert trained > floor
+        assert trained > mean_average_precision(random_codes, None, labels) + 0.1
+
+
+def test_same_seed_same_codes_and_pickling(digits):
+    X, y = digits
+    a = HashNetHasher(12, random_state=3, **FAST).fit(X, y)
+    b = HashNetHasher(12, random_state=3, **FAST).fit(X, y)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    restored = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(restored.transform(X), a.transform(X))
+
+
+def test_image_backbone_and_user_module(digits):
+    X, y = digits
+    X, y = X[:128], y[:128]
+    cnn = DSHHasher(8, input_shape=(1, 8, 8), random_state=0, **FAST).fit(X, y)
+    assert type(cnn.net_.module_.backbone).__name__ == "SmallConvNet"
+    assert cnn.transform(X).shape == (128, 1)
+    user = torch.nn.Sequential(torch.nn.Linear(64, 20), torch.nn.Tanh())
+    hasher = HashNetHasher(8, backbone=user, random_state=0, **FAST).fit(X, y)
+    assert hasher.net_.module_.backbone is not None
+    assert hasher.net_.module_.head.in_features == 20
+
+
+def test_pipeline_with_neighbors_fits_and_scores(digits):
+    X, y = digits
+    pipe = Pipeline(
+        [
+            ("hash", HashNetHasher(n_bits=32, random_state=0, **FAST)),
+            ("nn", HammingNeighbors()),
+        ]
+    ).fit(X[:400], y[:400])
+    assert 0.2 < pipe.score(X[400:], y[400:]) <= 1
+
+
+def test_grid_search_over_bits_and_margin_with_the_map_scorer(digits):
+    X, y = digits
+    pipe = Pipeline(
+        [("hash", DSHHasher(random_state=0, **FAST)), ("nn", HammingNeighbors())]
+    )
+    search = GridSearchCV(
+        pipe,
+        {"hash__n_bits": [8, 16], "hash__margin": [4.0, 16.0]},
+        scoring=get_retrieval_scorer("map"),
+        cv=KFold(2, shuffle=True, random_state=0),
+    ).fit(X, y)
+    scores = search.cv_results_["mean_test_score"]
+    assert scores.shape == (4,) and ((scores > 0.1) & (scores <= 1)).all()
+
+
+@pytest.mark.parametrize(
+    "params, X, y, match",
+    [
+        ({}, np.ones((10, 4)), None, "requires y"),
+        ({}, np.ones((10, 4)), np.zeros(10), "1 class"),
+        (
+            {"input_shape": (1, 3, 3)},
+            np.ones((10, 4)),
+            np.arange(10) % 2,
+            "input_shape",
+        ),
+        ({"backbone": "cnn"}, np.ones((10, 4)), np.arange(10) % 2, "needs input_shape"),
+    ],
+)
+def test_bad_input(params, X, y, match):
+    with pytest.raises(ValueError, match=match):
+        HashNetHasher(4, **{**FAST, **params}).fit(X, y)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fit_then_cpu_encoding(digits):
+    X, y = digits
+    hasher = HashNetHasher(16, random_state=0, **{**FAST, "device": "cuda"}).fit(X, y)
+    assert hasher.device_ == "cuda"
+    codes = hasher.transform(X)
+    restored = pickle.loads(pickle.dumps(hasher))
+    np.testing.assert_array_equal(restored.transform(X), codes)

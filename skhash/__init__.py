@@ -15,14 +15,16 @@ from .classical import (
     STHHasher,
 )
 from .codes import hamming_distances, pack_codes, unpack_codes
-from .deep import DSHHasher, HashNetHasher
+from .deep import DNNHHasher, DSHHasher, DSTHHasher, HashNetHasher
 from .neighbors import HammingNeighbors
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "CCAITQHasher",
+    "DNNHHasher",
     "DSHHasher",
+    "DSTHHasher",
     "HammingNeighbors",
     "HashNetHasher",
     "ITQHasher",

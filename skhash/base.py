@@ -46,6 +46,8 @@ class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
     # Hashers that need at least this many samples to fit (PCA, graphs) raise
     # scikit-learn's usual error below it.
     _min_samples = 1
+    # Unsupervised hashers that use labels when they are given (y optional).
+    _optional_y = False
 
     @abstractmethod
     def __init__(self, n_bits=32):
@@ -74,7 +76,8 @@ class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
             dtype=[np.float64, np.float32],
             ensure_min_samples=self._min_samples,
         )
-        if self.__sklearn_tags__().target_tags.required:
+        required = self.__sklearn_tags__().target_tags.required
+        if required or (self._optional_y and y is not None):
             y = check_supervision(y, n_samples=X.shape[0])
         else:
             y = None

@@ -33,7 +33,9 @@ class _HammingNeighborsOnFeatures(HammingNeighbors):
 _DEEP = {"max_epochs": 2, "batch_size": 8, "hidden_layer_sizes": (8,), "device": "cpu"}
 FAST_PARAMS = {
     "CCAITQHasher": {"n_bits": 2, "n_iter": 5, "random_state": 0},
+    "DNNHHasher": {"n_bits": 3, "slice_size": 4, **_DEEP, "random_state": 0},
     "DSHHasher": {"n_bits": 3, **_DEEP, "random_state": 0},
+    "DSTHHasher": {"n_bits": 2, "n_neighbors": 5, **_DEEP, "random_state": 0},
     "HashNetHasher": {"n_bits": 3, **_DEEP, "random_state": 0},
     "HammingNeighbors": {"n_neighbors": 3},
     "ITQHasher": {"n_bits": 2, "n_iter": 5, "random_state": 0},

@@ -99,11 +99,8 @@ class BaseDeepHasher(BaseHasher):
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         torch.manual_seed(seed)
         X = X.astype(np.float32)
-        targets = self._targets(X, y)
         self.device_ = _resolve_device(self.device)
-        optimizer = self.optimizer
-        if isinstance(optimizer, str):
-            optimizer = getattr(torch.optim, _OPTIMIZERS[optimizer])
+        targets = self._targets(X, y)
         callbacks = list(self._schedules())
         if self.verbose:
             callbacks.append(("progress", ProgressBar()))
@@ -111,7 +108,7 @@ class BaseDeepHasher(BaseHasher):
         self.net_ = NeuralNet(
             module=self._network(X.shape[1]),
             criterion=self._criterion(),
-            optimizer=optimizer,
+            optimizer=self._optimizer_class(),
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
@@ -123,6 +120,13 @@ class BaseDeepHasher(BaseHasher):
         )
         self.net_.fit(X, targets)
         return self
+
+    def _optimizer_class(self):
+        import torch
+
+        if isinstance(self.optimizer, str):
+            return getattr(torch.optim, _OPTIMIZERS[self.optimizer])
+        return self.optimizer
 
     def _project(self, X):
         outputs = self.net_.forward(X.astype(np.float32), training=False)

@@ -1,0 +1,197 @@
+"""DSTH: deep self-taught hashing."""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ..classical._sth import self_taught_bits
+from ._engine import BaseDeepHasher, label_matrix
+
+
+class DSTHHasher(BaseDeepHasher):
+    """Deep self-taught hashing: a network learns STH's graph codes.
+
+    Hash labels come from STH's unsupervised step (k-nearest-neighbour graph,
+    Laplacian eigenmap, median thresholds) on features of the training data;
+    a network (backbone, then one hidden layer of sigmoid units, then one
+    output per bit) is trained to predict them, and encodes new data. Works
+    without labels; with ``y``, the backbone is first trained to predict the
+    labels and its features build the graph.
+
+    Parameters
+    ----------
+    n_bits : int, default=32
+        Length of the codes; at most ``n_samples - 2``.
+    n_neighbors : int, default=25
+        Neighbours per sample in STH's graph.
+    weights : {"heat", "cosine"}, default="heat"
+        Edge weights of the graph (see :class:`STHHasher`).
+    n_hidden : int, default=256
+        Sigmoid units of the hidden layer of the hash head.
+    backbone, hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, \
+optimizer, device, callbacks, verbose, random_state
+        As in :class:`HashNetHasher`; ``max_epochs`` applies to the label
+        pre-training and to the hash training alike.
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The trained hash network and its training history.
+    device_ : str
+        Device used for training.
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    See Also
+    --------
+    STHHasher : The same hash labels learned by linear SVMs.
+
+    Notes
+    -----
+    No reference code exists. The graph is built on the raw input when ``y``
+    is not given (or on a user-supplied backbone's features: pass a
+    pre-trained module), and on the label-trained backbone's features when it
+    is. The training loss, per-bit binary cross-entropy, is our choice; the
+    paper does not specify one. Label pre-training uses a binary
+    cross-entropy on the label indicator matrix, so single- and multi-label
+    ``y`` are handled alike.
+
+    References
+    ----------
+    .. [1] K. Zhou, Y. Liu, J. Song, L. Yan, F. Zou and F. Shen, "Deep
+       self-taught hashing for image retrieval", ACM Multimedia 2015.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skhash import DSTHHasher
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> DSTHHasher(n_bits=8, max_epochs=1, random_state=0).fit(X / 16).transform(
+    ...     X / 16).shape
+    (1797, 1)
+    """
+
+    _parameter_constraints = {
+        **BaseDeepHasher._parameter_constraints,
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "weights": [StrOptions({"heat", "cosine"})],
+        "n_hidden": [Interval(Integral, 1, None, closed="left")],
+    }
+    _min_samples = 3
+    _optional_y = True
+
+    def __init__(
+        self,
+        n_bits=32,
+        *,
+        n_neighbors=25,
+        weights="heat",
+        n_hidden=256,
+        backbone="auto",
+        hidden_layer_sizes=(256,),
+        input_shape=None,
+        max_epochs=10,
+        batch_size=64,
+        lr=1e-3,
+        optimizer="adam",
+        device="auto",
+        callbacks=None,
+        verbose=0,
+        random_state=None,
+    ):
+        self.n_bits = n_bits
+        self.n_neighbors = n_neighbors
+        self.weights = weights
+        self.n_hidden = n_hidden
+        self.backbone = backbone
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.input_shape = input_shape
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.device = device
+        self.callbacks = callbacks
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _head(self, in_features):
+        from torch import nn
+
+        return nn.Sequential(
+            nn.Linear(in_features, self.n_hidden),
+            nn.Sigmoid(),
+            nn.Linear(self.n_hidden, self.n_bits),
+        )
+
+    def _criterion(self):
+        from torch import nn
+
+        return nn.BCEWithLogitsLoss()
+
+    def _targets(self, X, y):
+        features = X
+        self._trained_backbone = None
+        if y is not None:
+            features = self._label_trained_features(X, label_matrix(y))
+        elif not isinstance(self.backbone, str):
+            features = self._features(self._backbone(X.shape[1], None), X)
+        bits = self_taught_bits(
+            features,
+            self.n_bits,
+            n_neighbors=self.n_neighbors,
+            weights=self.weights,
+            random_state=self.random_state,
+        )
+        return bits.astype(np.float32)
+
+    def _label_trained_features(self, X, labels):
+        """Train backbone + linear classifier on the labels; return features."""
+        from skorch import NeuralNet
+        from torch import nn
+
+        from ._modules import HashNetwork, output_width
+
+        input_shape = self._check_input_shape(X.shape[1])
+        backbone = super()._backbone(X.shape[1], input_shape)
+        width = output_width(backbone, X.shape[1], input_shape)
+        classifier = NeuralNet(
+            module=HashNetwork(
+                backbone, nn.Linear(width, labels.shape[1]), input_shape
+            ),
+            criterion=nn.BCEWithLogitsLoss(),
+            optimizer=self._optimizer_class(),
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=None,
+            device=self.device_,
+            verbose=int(self.verbose),
+            iterator_train__shuffle=True,
+        ).fit(X, labels)
+        self._trained_backbone = classifier.module_.backbone
+        return self._features(self._trained_backbone, X, input_shape)
+
+    def _features(self, backbone, X, input_shape=None):
+        import torch
+
+        backbone.eval()
+        with torch.no_grad():
+            inputs = torch.as_tensor(X)
+            if input_shape is not None:
+                inputs = inputs.view(len(X), *input_shape)
+            parameters = list(backbone.parameters())
+            if parameters:
+                inputs = inputs.to(parameters[0].device)
+            return backbone(inputs).reshape(len(X), -1).cpu().numpy()
+
+    def _backbone(self, n_features, input_shape):
+        # The label-trained backbone, once: the hash network starts from it.
+        trained = self.__dict__.pop("_trained_backbone", None)
+        if trained is not None:
+            return trained
+        return super()._backbone(n_features, input_shape)
+
+    def _outputs_to_projection(self, logits):
+        return logits  # bit = sigmoid(logit) >= 0.5

@@ -5,7 +5,7 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..base import SupervisedHasherMixin
-from ._engine import BaseDeepHasher, label_matrix
+from ._engine import BaseDeepHasher
 
 
 class DNNHHasher(SupervisedHasherMixin, BaseDeepHasher):
@@ -169,9 +169,6 @@ device, callbacks, verbose, random_state
 
         decay = EpsilonDecay(self.epsilon, self.epsilon_decay, self.epsilon_step)
         return [("epsilon", decay)]
-
-    def _targets(self, X, y):
-        return label_matrix(y)
 
     def _outputs_to_projection(self, s):
         return s - 0.5

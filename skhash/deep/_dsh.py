@@ -5,8 +5,7 @@ from numbers import Real
 from sklearn.utils._param_validation import Interval
 
 from ..base import SupervisedHasherMixin
-from ._engine import BaseDeepHasher, label_matrix
-from ._hashnet import HashNetHasher
+from ._engine import BaseDeepHasher
 
 
 class DSHHasher(SupervisedHasherMixin, BaseDeepHasher):
@@ -103,16 +102,11 @@ optimizer, device, callbacks, verbose, random_state
         self.verbose = verbose
         self.random_state = random_state
 
-    _head = HashNetHasher._head
-
     def _criterion(self):
         from ._losses import ContrastiveHashLoss
 
         margin = 2 * self.n_bits if self.margin is None else self.margin
         return ContrastiveHashLoss(margin=margin, alpha=self.alpha)
-
-    def _targets(self, X, y):
-        return label_matrix(y)
 
     def _outputs_to_projection(self, b):
         return b

@@ -37,10 +37,12 @@ def label_matrix(y):
 class BaseDeepHasher(BaseHasher):
     """Base of the deep hashers: backbone choice, training parameters, skorch.
 
-    Subclasses write ``_head(in_features)`` (the hash layer),
-    ``_criterion()`` (the loss module), ``_targets(X, y)`` (what the loss is
-    given with the outputs), ``_outputs_to_projection`` and optionally
-    ``_schedules()`` (callbacks changing the loss during training).
+    Subclasses write ``_criterion()`` (the loss module) and
+    ``_outputs_to_projection`` (network outputs -> values whose sign is the
+    bit), and may override ``_head(in_features)`` (default: a linear layer to
+    ``n_bits`` units), ``_targets(X, y)`` (what the loss gets besides the
+    outputs; default: the label indicator matrix) and ``_schedules()``
+    (callbacks changing the loss during training).
     """
 
     _parameter_constraints = {
@@ -120,6 +122,14 @@ class BaseDeepHasher(BaseHasher):
         )
         self.net_.fit(X, targets)
         return self
+
+    def _head(self, in_features):
+        from torch import nn
+
+        return nn.Linear(in_features, self.n_bits)
+
+    def _targets(self, X, y):
+        return label_matrix(y)
 
     def _optimizer_class(self):
         import torch

@@ -5,7 +5,7 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval
 
 from ..base import SupervisedHasherMixin
-from ._engine import BaseDeepHasher, label_matrix
+from ._engine import BaseDeepHasher
 
 
 class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
@@ -139,11 +139,6 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         self.verbose = verbose
         self.random_state = random_state
 
-    def _head(self, in_features):
-        from torch import nn
-
-        return nn.Linear(in_features, self.n_bits)
-
     def _criterion(self):
         from ._losses import WeightedPairwiseCrossEntropy
 
@@ -154,9 +149,6 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         from ._callbacks import BetaContinuation
 
         return [("beta", BetaContinuation(self.gamma, self.power, self.step_size))]
-
-    def _targets(self, X, y):
-        return label_matrix(y)
 
     def _outputs_to_projection(self, z):
         return z  # sign(z): the limit of tanh(beta z)

@@ -126,7 +126,7 @@ def _harmonic(n):
     return np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n + 1))])
 
 
-def _expected_ap_numerators(items, hits, k, harmonic):
+def _expected_average_precision(items, hits, k, harmonic):
     """Tie-averaged AP@k of each query (rows of the histograms).
 
     Returns the expected AP (0 for orderings with nothing relevant in the top k)
@@ -291,7 +291,7 @@ def mean_average_precision(
             keep.append(n_relevant > 0)
         else:
             items, hits = retrieval.histograms(distances, relevant)
-            ap, reachable = _expected_ap_numerators(items, hits, k, harmonic)
+            ap, reachable = _expected_average_precision(items, hits, k, harmonic)
             values.append(ap)
             keep.append(reachable)
     return _mean_over_queries(np.concatenate(values), np.concatenate(keep), empty)

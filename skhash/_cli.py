@@ -27,21 +27,50 @@ from .classical import (
     STHHasher,
 )
 from .datasets import load_fashion_mnist, retrieval_split
+from .deep import DNNHHasher, DSHHasher, DSTHHasher, HashNetHasher
 from .metrics import mean_average_precision, precision_within_radius
 from .neighbors import HammingNeighbors
 
-# name -> (factory(n_bits, random_state), supervised)
-HASHERS = {
-    "lsh": (lambda n_bits, seed: LSHHasher(n_bits, random_state=seed), False),
-    "sh": (lambda n_bits, seed: SpectralHasher(n_bits), False),
-    "itq": (lambda n_bits, seed: ITQHasher(n_bits, random_state=seed), False),
+# name -> (factory(n_bits, random_state, options), supervised); options holds the
+# dataset's image shape and the number of training epochs of the deep hashers.
+CLASSICAL = {
+    "lsh": (lambda n_bits, seed, o: LSHHasher(n_bits, random_state=seed), False),
+    "sh": (lambda n_bits, seed, o: SpectralHasher(n_bits), False),
+    "itq": (lambda n_bits, seed, o: ITQHasher(n_bits, random_state=seed), False),
     "sth": (
-        lambda n_bits, seed: STHHasher(n_bits, n_jobs=-1, random_state=seed),
+        lambda n_bits, seed, o: STHHasher(n_bits, n_jobs=-1, random_state=seed),
         False,
     ),
-    "cca-itq": (lambda n_bits, seed: CCAITQHasher(n_bits, random_state=seed), True),
-    "ksh": (lambda n_bits, seed: KSHHasher(n_bits, random_state=seed), True),
+    "cca-itq": (
+        lambda n_bits, seed, o: CCAITQHasher(n_bits, random_state=seed),
+        True,
+    ),
+    "ksh": (lambda n_bits, seed, o: KSHHasher(n_bits, random_state=seed), True),
 }
+
+
+def _deep(Hasher):
+    # The image backbone on raw pixels; DNNH's own Network-in-Network is too
+    # heavy for a CPU benchmark at 64 bits (its last layers have 50 * n_bits maps).
+    def factory(n_bits, seed, options):
+        return Hasher(
+            n_bits,
+            backbone="cnn",
+            input_shape=options["input_shape"],
+            max_epochs=options["epochs"],
+            random_state=seed,
+        )
+
+    return factory
+
+
+DEEP = {
+    "hashnet": (_deep(HashNetHasher), True),
+    "dsh": (_deep(DSHHasher), True),
+    "dnnh": (_deep(DNNHHasher), True),
+    "dsth": (_deep(DSTHHasher), False),
+}
+HASHERS = {**CLASSICAL, **DEEP}
 
 
 def _load_digits():
@@ -54,10 +83,11 @@ def _load_fashion_mnist():
     return X / 255, y
 
 
-# name -> (loader, queries per class, labelled training images per class, k of MAP@k)
+# name -> (loader, image shape, queries per class, labelled training images per
+# class, k of MAP@k)
 DATASETS = {
-    "digits": (_load_digits, 20, 60, 100),
-    "fashion-mnist": (_load_fashion_mnist, 100, 500, 1000),
+    "digits": (_load_digits, (1, 8, 8), 20, 60, 100),
+    "fashion-mnist": (_load_fashion_mnist, (1, 28, 28), 100, 500, 1000),
 }
 
 
@@ -70,9 +100,9 @@ def _parse_args(argv):
     parser.add_argument(
         "--hashers",
         nargs="+",
-        default=list(HASHERS),
-        choices=list(HASHERS),
-        help="hashers to run (default: all)",
+        default=list(CLASSICAL),
+        choices=[*HASHERS, "all"],
+        help="hashers to run (default: the classical ones; 'all' adds the deep ones)",
     )
     parser.add_argument(
         "--bits",
@@ -87,6 +117,9 @@ def _parse_args(argv):
         metavar="N",
         help="fit unsupervised hashers on N database items (default: all of them)",
     )
+    parser.add_argument(
+        "--epochs", type=int, default=10, help="training epochs of the deep hashers"
+    )
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument(
         "--output", type=Path, metavar="FILE", help="also write the table to FILE"
@@ -96,12 +129,17 @@ def _parse_args(argv):
         parser.error("--bits must be positive integers")
     if args.unsupervised_train is not None and args.unsupervised_train < 2:
         parser.error("--unsupervised-train must be at least 2")
+    if args.epochs < 1:
+        parser.error("--epochs must be at least 1")
+    if "all" in args.hashers:
+        args.hashers = list(HASHERS)
     return args
 
 
 def main(argv=None):
     args = _parse_args(argv)
-    load, n_queries, n_train, k = DATASETS[args.dataset]
+    load, input_shape, n_queries, n_train, k = DATASETS[args.dataset]
+    options = {"input_shape": input_shape, "epochs": args.epochs}
     X, y = load()
     split = retrieval_split(
         X.astype(np.float32),
@@ -132,7 +170,7 @@ def main(argv=None):
     for name in args.hashers:
         factory, supervised = HASHERS[name]
         for n_bits in args.bits:
-            hasher = factory(n_bits, args.random_state)
+            hasher = factory(n_bits, args.random_state, options)
             start = time.perf_counter()
             if supervised:
                 hasher.fit(split.X_train, split.y_train)

@@ -1,6 +1,6 @@
 import pytest
 
-from skhash._cli import main
+from skhash._cli import CLASSICAL, HASHERS, _parse_args, main
 
 
 def test_main_job_prints_and_writes_the_table(tmp_path, capsys):
@@ -25,10 +25,22 @@ def test_main_job_prints_and_writes_the_table(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "argv",
-    [["--bits", "0"], ["--hashers", "pca"], ["--dataset", "cifar"], ["--bits", "x"]],
+    [
+        ["--bits", "0"],
+        ["--hashers", "pca"],
+        ["--dataset", "cifar"],
+        ["--bits", "x"],
+        ["--epochs", "0"],
+    ],
 )
 def test_bad_arguments_exit_with_a_message(argv, capsys):
     with pytest.raises(SystemExit) as error:
         main(argv)
     assert error.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_hasher_selection():
+    assert _parse_args([]).hashers == list(CLASSICAL)
+    assert _parse_args(["--hashers", "all"]).hashers == list(HASHERS)
+    assert {"hashnet", "dsh", "dnnh", "dsth"} < set(HASHERS)

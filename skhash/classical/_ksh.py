@@ -11,82 +11,101 @@ from sklearn.utils._param_validation import Interval
 from .._supervision import relevance
 from ..base import BaseHasher, SupervisedHasherMixin
 
+# The reference doubles its Lipschitz estimate at most 50 times per iteration
+# before it gives up on the iteration and stops.
+_MAX_HALVINGS = 50
+
 
 def _smooth_sign(x):
-    # 2 / (1 + exp(-x)) - 1 equals tanh(x / 2), which never overflows.
+    # 2 / (1 + exp(-x)) - 1 equals tanh(x / 2) exactly, and tanh never overflows.
     return np.tanh(x / 2)
 
 
-def _cost_and_gradient(a, K, residual):
-    """g(a) = -phi(Ka)^T R phi(Ka) and its gradient -K^T((R phi) * (1 - phi^2)).
+def _cost(a, K, apply_residual):
+    phi = _smooth_sign(K @ a)
+    return -phi @ apply_residual(phi)
 
-    phi'(x) = (1 - phi^2) / 2, and the quadratic form contributes a factor 2.
+
+def _cost_and_gradient(a, K, apply_residual):
+    """g(a) = -phi(Ka)^T R phi(Ka) and its gradient, for a symmetric R.
+
+    dg/da = -2 K^T ((R phi) * phi'(Ka)) and phi' = (1 - phi^2) / 2, so the two
+    factors of 2 cancel: -K^T ((R phi) * (1 - phi^2)), the reference's formula.
     """
     phi = _smooth_sign(K @ a)
-    r_phi = residual @ phi
+    r_phi = apply_residual(phi)
     return -phi @ r_phi, -K.T @ (r_phi * (1 - phi**2))
+
+
+def _accelerated_descent(a, K, apply_residual, max_iter, tol):
+    """Nesterov's accelerated gradient with a backtracking step, as the reference.
+
+    Returns the solution and the number of steps taken.
+    """
+    previous = a
+    cost = _cost(a, K, apply_residual)
+    step = 1.0  # shrinks only, so later iterations start from the last good one
+    momentum_prev, momentum = 0.0, 1.0
+    for n_iter in range(max_iter):
+        point = a + ((momentum_prev - 1) / momentum) * (a - previous)
+        point_cost, gradient = _cost_and_gradient(point, K, apply_residual)
+        decrease = 0.5 * gradient @ gradient
+        for _ in range(_MAX_HALVINGS + 1):
+            candidate = point - step * gradient
+            candidate_cost = _cost(candidate, K, apply_residual)
+            # The quadratic upper bound with curvature 1/step holds: accept.
+            if candidate_cost <= point_cost - step * decrease:
+                break
+            step /= 2
+        else:  # no step decreases the cost enough (rounding): stop here
+            return a, n_iter
+        previous, a = a, candidate
+        momentum_prev, momentum = momentum, (1 + np.sqrt(1 + 4 * momentum**2)) / 2
+        change, cost = abs(candidate_cost - cost) / len(K), candidate_cost
+        if change <= tol:
+            return a, n_iter + 1
+    return a, max_iter
 
 
 def _sign(x):
     return np.where(x > 0, 1.0, -1.0)  # sgn(0) = -1, as the reference
 
 
-def _accelerated_descent(a, K, residual, max_iter, tol):
-    """Nesterov's accelerated gradient with a backtracking step size.
-
-    Returns the solution and the number of iterations run.
-    """
-    n_labeled = len(K)
-    step = 1.0
-    previous = a
-    cost, _ = _cost_and_gradient(a, K, residual)
-    momentum_prev, momentum = 0.0, 1.0
-    n_iter = 0
-    while n_iter < max_iter:
-        n_iter += 1
-        point = a + ((momentum_prev - 1) / momentum) * (a - previous)
-        point_cost, gradient = _cost_and_gradient(point, K, residual)
-        while True:
-            candidate = point - step * gradient
-            candidate_cost, _ = _cost_and_gradient(candidate, K, residual)
-            # Accept once the quadratic upper bound with 1/step holds.
-            bound = point_cost - 0.5 * step * gradient @ gradient
-            if candidate_cost <= bound or step < 1e-12:
-                break
-            step /= 2
-        previous, a = a, candidate
-        momentum_prev, momentum = momentum, (1 + np.sqrt(1 + 4 * momentum**2)) / 2
-        change = abs(candidate_cost - cost) / n_labeled
-        cost = candidate_cost
-        if change <= tol:
-            break
-    return a, n_iter
+def _similar_times(y):
+    """Return v -> [share a label] @ v without the l x l matrix for class labels."""
+    if y.ndim == 1:
+        # [y_i == y_j] = E E^T with E the one-hot class matrix: O(l * n_classes).
+        one_hot = (y[:, None] == np.unique(y)[None, :]).astype(np.float64)
+        return lambda v: one_hot @ (one_hot.T @ v)
+    similar = relevance(y, y).astype(np.float64)
+    return lambda v: similar @ v
 
 
 class KSHHasher(SupervisedHasherMixin, BaseHasher):
     """Kernel-based supervised hashing.
 
     Each bit is the sign of a kernel expansion over anchor points,
-    ``sgn(a_t^T (k(x) - mean))`` with an RBF kernel to ``n_anchors`` anchors.
-    The bits are learned greedily so that code inner products fit the label
-    similarity (``+1`` when two samples share a label, ``-1`` otherwise): each
-    bit fits what the previous bits left of ``n_bits * S``, starting from a
-    spectral relaxation and refined by accelerated gradient descent on a
-    smoothed objective.
+    ``a_t^T (k(x) - m)``, with an RBF kernel ``k`` to ``n_anchors`` anchors and
+    ``m`` the mean kernel vector. The bits are learned greedily on a labelled
+    subset so that code inner products fit the label similarity ``S`` (``+1``
+    when two samples share a label, ``-1`` otherwise): bit ``t`` fits the
+    residual ``R = n_bits * S - sum_{s<t} y_s y_s^T`` left by the previous
+    bits, starting from a spectral relaxation refined by accelerated gradient
+    descent on a smoothed objective.
 
     Parameters
     ----------
     n_bits : int, default=32
         Length of the codes.
     n_anchors : int, default=300
-        Anchors drawn at random from the training rows; capped at the number of
-        training rows.
+        Anchors drawn at random from the training rows; when there are fewer
+        training rows, all of them are anchors.
     n_labeled : int, default=2000
-        Size of the labelled subset, drawn at random, on which the pairwise
-        similarities are fitted. Fitting costs O(n_labeled^2) per iteration,
-        whatever the number of training rows.
+        Size of the labelled subset, drawn at random (all rows when there are
+        fewer), on which the pairwise similarities are fitted. The fitting cost
+        depends on ``n_labeled``, not on the number of training rows.
     max_iter : int, default=500
-        Iterations of accelerated gradient descent per bit.
+        Most iterations of accelerated gradient descent per bit.
     tol : float, default=1e-2
         Stop when the cost changes by at most ``tol`` per labelled sample.
     random_state : int, RandomState instance or None, default=None
@@ -94,37 +113,53 @@ class KSHHasher(SupervisedHasherMixin, BaseHasher):
 
     Attributes
     ----------
-    anchors_ : ndarray of shape (n_anchors, n_features)
+    anchors_ : ndarray of shape (n_anchors_, n_features)
         Anchor points.
     sigma_ : float
         Kernel width: the mean squared distance from the labelled rows to the
-        anchors.
-    kernel_mean_ : ndarray of shape (n_anchors,)
+        anchors; the kernel is ``exp(-||x - a||^2 / (2 * sigma_))``.
+    kernel_mean_ : ndarray of shape (n_anchors_,)
         Mean kernel vector of the labelled rows, subtracted before projecting.
-    coef_ : ndarray of shape (n_anchors, n_bits)
-        Projection vectors ``a_t``.
+    coef_ : ndarray of shape (n_anchors_, n_bits)
+        Projection vectors ``a_t``, one column per bit.
+    objective_ : ndarray of shape (n_bits,)
+        Per bit, ``y^T R y`` of the kept solution, with ``y`` its codes
+        (``+1``/``-1``) on the labelled subset and ``R`` the residual.
+    spectral_objective_ : ndarray of shape (n_bits,)
+        Per bit, ``y^T R y`` of the spectral initialisation; ``objective_``
+        is never lower.
     n_iter_ : int
-        Gradient iterations run, summed over the bits.
-    objective_ : ndarray of shape (n_bits, 2)
-        Per bit, ``y^T R y`` of the spectral solution (column 0) and of the
-        kept solution (column 1); the kept one is never worse.
+        Gradient steps taken, summed over the bits.
     n_features_in_ : int
         Number of features seen during fit.
 
     See Also
     --------
-    CCAITQHasher : A linear supervised hasher.
+    CCAITQHasher : A linear supervised hasher, much faster to fit.
+    SpectralHasher : Unsupervised hashing from the data's spectrum.
 
     Notes
     -----
-    Follows the authors' MATLAB code where the paper is silent: the kernel is
-    ``exp(-||x - a||^2 / (2 sigma))`` with ``sigma`` the mean squared distance
-    to the anchors, the spectral initialisation is scaled so that
-    ``||K a0||^2 = n_labeled``, and per bit the better of the spectral and
-    the optimised solutions is kept. ``sigma`` and the kernel mean are computed
-    on the labelled subset, so fitting cost is bounded by ``n_labeled``. A
-    projection of exactly zero maps to bit 1 here (the reference's ``> 0``
-    maps it to 0); this happens with probability zero.
+    Follows the authors' MATLAB code where the paper leaves room: the kernel
+    width ``sigma_`` is the mean *squared* distance to the anchors; the
+    spectral solution (top generalised eigenvector of ``(K^T R K, K^T K)``,
+    ``K`` the centred kernel matrix of the labelled subset) is scaled so that
+    ``||K a||^2 = n_labeled``; gradient descent (Nesterov, backtracking) stops
+    after ``max_iter`` steps or when the cost changes by at most ``tol`` per
+    sample; and per bit the optimised solution is kept only when its
+    ``y^T R y`` is larger than the spectral one's. The smooth sign
+    ``2 / (1 + exp(-x)) - 1`` is computed as ``tanh(x / 2)``, its exact
+    overflow-free equal.
+
+    Two departures keep the cost bounded by ``n_labeled``: ``sigma_`` and the
+    kernel mean come from the labelled subset, not from every training row,
+    and ``K^T K`` gets a ridge of ``1e-6`` times its mean diagonal so that the
+    generalised eigenproblem is definite. A projection of exactly zero gives
+    bit 1 here and 0 in the reference (``> 0``); this has probability zero.
+
+    For 1-D class labels the similarity is applied in factored form, so one
+    gradient step costs ``O(n_labeled * (n_anchors + n_classes + n_bits))``;
+    multi-label ``y`` uses the dense ``n_labeled x n_labeled`` matrix.
 
     References
     ----------
@@ -179,36 +214,47 @@ class KSHHasher(SupervisedHasherMixin, BaseHasher):
         kernel = np.exp(-squared / (2 * self.sigma_))
         self.kernel_mean_ = kernel.mean(axis=0)
         K = kernel - self.kernel_mean_
+        n_labeled, n_anchors = K.shape
 
-        similar = relevance(y[labeled], y[labeled])
-        residual = self.n_bits * np.where(similar, 1.0, -1.0)
+        # R = n_bits * (2 [share] - 1 1^T) - B B^T, B the codes learned so far;
+        # applied as an operator so class labels never need an l x l matrix.
+        similar_times = _similar_times(y[labeled])
+        codes = np.empty((n_labeled, 0))
+
+        def apply_residual(v):
+            target = self.n_bits * (2 * similar_times(v) - v.sum(axis=0))
+            return target - codes @ (codes.T @ v)
+
         gram = K.T @ K
-        gram += 1e-6 * max(np.trace(gram) / len(gram), 1e-12) * np.eye(len(gram))
-        residual_K = residual @ K  # updated by rank one after every bit
-        self.coef_ = np.empty((K.shape[1], self.n_bits))
-        self.objective_ = np.empty((self.n_bits, 2))
+        gram += 1e-6 * max(np.trace(gram) / n_anchors, 1e-12) * np.eye(n_anchors)
+        target_K = apply_residual(K)  # n_bits * S @ K, before any bit
+        self.coef_ = np.empty((n_anchors, self.n_bits))
+        self.objective_ = np.empty(self.n_bits)
+        self.spectral_objective_ = np.empty(self.n_bits)
         self.n_iter_ = 0
         for bit in range(self.n_bits):
-            between = K.T @ residual_K
+            between = K.T @ (target_K - codes @ (codes.T @ K))
             _, vectors = eigh(
                 (between + between.T) / 2,
                 gram,
-                subset_by_index=[len(gram) - 1, len(gram) - 1],
+                subset_by_index=[n_anchors - 1, n_anchors - 1],
             )
             start = vectors[:, 0]
-            start *= np.sqrt(len(K) / max(np.sum((K @ start) ** 2), 1e-300))
+            norm = np.sum((K @ start) ** 2)
+            if norm > 0:  # zero only when every labelled row is the same point
+                start *= np.sqrt(n_labeled / norm)
             refined, n_iter = _accelerated_descent(
-                start, K, residual, self.max_iter, self.tol
+                start, K, apply_residual, self.max_iter, self.tol
             )
             self.n_iter_ += n_iter
-            codes = [_sign(K @ start), _sign(K @ refined)]
-            scores = [c @ residual @ c for c in codes]
-            best = int(scores[1] > scores[0])
-            self.coef_[:, bit] = (start, refined)[best]
-            self.objective_[bit] = scores[0], scores[best]
-            chosen = codes[best]
-            residual -= np.outer(chosen, chosen)
-            residual_K -= np.outer(chosen, chosen @ K)
+            spectral, optimised = _sign(K @ start), _sign(K @ refined)
+            scores = [c @ apply_residual(c) for c in (spectral, optimised)]
+            keep_optimised = scores[1] > scores[0]
+            self.coef_[:, bit] = refined if keep_optimised else start
+            self.spectral_objective_[bit] = scores[0]
+            self.objective_[bit] = max(scores)
+            chosen = optimised if keep_optimised else spectral
+            codes = np.column_stack([codes, chosen])
 
     def _kernel(self, X):
         squared = euclidean_distances(X, self.anchors_, squared=True)

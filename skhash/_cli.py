@@ -91,6 +91,21 @@ DATASETS = {
 }
 
 
+def _epoch_seconds(hasher):
+    """Mean training epoch of a deep hasher (skorch's history), else '-'."""
+    if not hasattr(hasher, "net_"):
+        return "-"
+    return f"{np.mean(hasher.net_.history[:, 'dur']):.2f}"
+
+
+def _device_name(device):
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"{device} ({platform.processor() or platform.machine()})"
+
+
 def _parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m skhash",
@@ -162,11 +177,11 @@ def main(argv=None):
         "relevant = same class"
     )
     header = (
-        f"| hasher | bits | MAP | MAP@{k} | P@r<=2 | fit s | encode s |\n"
-        "|---|---:|---:|---:|---:|---:|---:|"
+        f"| hasher | bits | MAP | MAP@{k} | P@r<=2 | fit s | s/epoch | encode s |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|"
     )
     print(header, flush=True)
-    rows = []
+    rows, devices = [], set()
     for name in args.hashers:
         factory, supervised = HASHERS[name]
         for n_bits in args.bits:
@@ -177,6 +192,8 @@ def main(argv=None):
             else:
                 hasher.fit(unsupervised_train)
             fit_seconds = time.perf_counter() - start
+            if hasattr(hasher, "device_"):
+                devices.add(_device_name(hasher.device_))
             start = time.perf_counter()
             database = hasher.transform(split.X_database)
             queries = hasher.transform(split.X_query)
@@ -187,7 +204,8 @@ def main(argv=None):
                 f"| {name} | {n_bits} | {nn.score(queries, split.y_query):.4f} | "
                 f"{mean_average_precision(*codes, k=k):.4f} | "
                 f"{precision_within_radius(*codes, radius=2):.4f} | "
-                f"{fit_seconds:.2f} | {encode_seconds:.2f} |"
+                f"{fit_seconds:.2f} | {_epoch_seconds(hasher)} | "
+                f"{encode_seconds:.2f} |"
             )
             rows.append(row)
             print(row, flush=True)
@@ -198,6 +216,16 @@ def main(argv=None):
         args.output.write_text(
             f"Command: `{command}` on {platform.machine()}, Python "
             f"{platform.python_version()}, {len(split.X_query)} queries against "
-            f"{len(split.X_database)}.\n\n" + header + "\n" + "\n".join(rows) + "\n"
+            f"{len(split.X_database)}"
+            + (
+                f"; deep hashers trained on {', '.join(sorted(devices))}"
+                if devices
+                else ""
+            )
+            + ".\n\n"
+            + header
+            + "\n"
+            + "\n".join(rows)
+            + "\n"
         )
     return 0

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..classical._sth import self_taught_bits
-from ._engine import BaseDeepHasher, label_matrix
+from ._engine import BaseDeepHasher, deterministic_cudnn, label_matrix
 
 
 class DSTHHasher(BaseDeepHasher):
@@ -169,7 +169,9 @@ optimizer, device, callbacks, verbose, random_state
             device=self.device_,
             verbose=int(self.verbose),
             iterator_train__shuffle=True,
-        ).fit(X, labels)
+        )
+        with deterministic_cudnn():
+            classifier.fit(X, labels)
         self._trained_backbone = classifier.module_.backbone
         return self._features(self._trained_backbone, X, input_shape)
 

@@ -8,6 +8,7 @@ each mini-batch by the loss itself and skorch's own ``get_loss`` serves as is.
 torch and skorch are imported only when a deep hasher is fitted.
 """
 
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,6 +26,20 @@ def _resolve_device(device):
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+@contextmanager
+def deterministic_cudnn():
+    """Have cuDNN pick deterministic kernels while training, then restore its
+    settings: with its fastest kernels the same seed gives different codes."""
+    from torch.backends import cudnn
+
+    saved = cudnn.deterministic, cudnn.benchmark
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = saved
 
 
 def label_matrix(y):
@@ -95,8 +110,9 @@ class BaseDeepHasher(BaseHasher):
 
     def _fit(self, X, y):
         import torch
-        from skorch import NeuralNet
         from skorch.callbacks import ProgressBar
+
+        from ._net import HashingNet
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         torch.manual_seed(seed)
@@ -107,7 +123,7 @@ class BaseDeepHasher(BaseHasher):
         if self.verbose:
             callbacks.append(("progress", ProgressBar()))
         callbacks += list(self.callbacks or [])
-        self.net_ = NeuralNet(
+        self.net_ = HashingNet(
             module=self._network(X.shape[1]),
             criterion=self._criterion(),
             optimizer=self._optimizer_class(),
@@ -120,7 +136,8 @@ class BaseDeepHasher(BaseHasher):
             verbose=int(self.verbose),
             iterator_train__shuffle=True,
         )
-        self.net_.fit(X, targets)
+        with deterministic_cudnn():
+            self.net_.fit(X, targets)
         return self
 
     def _head(self, in_features):

@@ -18,6 +18,34 @@ class MLP(nn.Sequential):
         self.out_features = width
 
 
+class AveragePoolTo(nn.Module):
+    """``nn.AdaptiveAvgPool2d(size)``, written as two small matrix products.
+
+    CUDA's adaptive pooling accumulates its gradient with atomic additions, in
+    no fixed order, so the same seed would give different codes from one fit
+    to the next; matrix products have deterministic kernels.
+    """
+
+    def __init__(self, size):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x):
+        rows = _pooling_matrix(x.shape[-2], self.size, x)
+        columns = _pooling_matrix(x.shape[-1], self.size, x)
+        return rows @ x @ columns.T
+
+
+def _pooling_matrix(length, size, like):
+    """Averaging weights of adaptive pooling: output i covers inputs
+    floor(i L / size) to ceil((i + 1) L / size) - 1."""
+    matrix = torch.zeros(size, length, dtype=like.dtype, device=like.device)
+    for i in range(size):
+        start, stop = (i * length) // size, -(-(i + 1) * length // size)
+        matrix[i, start:stop] = 1 / (stop - start)
+    return matrix
+
+
 class SmallConvNet(nn.Module):
     """DSH's network for small images: 3 conv layers (32, 32, 64 filters, 5 x 5),
     pooling, then a 500-unit fully connected layer.
@@ -36,7 +64,7 @@ class SmallConvNet(nn.Module):
             nn.AvgPool2d(3, 2, padding=1),
             nn.Conv2d(32, 64, 5, padding=2),
             nn.ReLU(),
-            nn.AdaptiveAvgPool2d(3),
+            AveragePoolTo(3),
             nn.Flatten(),
             nn.Linear(64 * 9, 500),
             nn.ReLU(),
@@ -69,7 +97,7 @@ class NetworkInNetwork(nn.Module):
             *block(32, 64, 5),
             nn.AvgPool2d(3, 2, padding=1),
             *block(64, out_channels, 3),
-            nn.AdaptiveAvgPool2d(1),
+            AveragePoolTo(1),
             nn.Flatten(),
         )
         self.out_features = out_channels

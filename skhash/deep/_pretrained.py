@@ -43,7 +43,6 @@ class EfficientNetLite0(nn.Module):
         self.freeze = freeze
         if freeze:
             self.network.requires_grad_(False)
-        self.pool = nn.AdaptiveAvgPool2d(1)
 
     def forward(self, images):
         if images.shape[1] == 1:
@@ -55,4 +54,4 @@ class EfficientNetLite0(nn.Module):
         if self.freeze:
             self.network.eval()  # frozen batch-norm statistics stay ImageNet's
         features = self.network.extract_features(images * 2 - 1)
-        return self.pool(features).flatten(1)
+        return features.mean(dim=(2, 3))  # global average pooling

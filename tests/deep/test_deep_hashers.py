@@ -78,6 +78,19 @@ def test_same_seed_same_codes_and_pickling(digits):
     np.testing.assert_array_equal(restored.transform(X), a.transform(X))
 
 
+def test_trained_tensors_pickle_through_the_device_mapping_path(digits):
+    # skorch maps to the CPU only what it saves as device-dependent; a trained
+    # module left in the plain pickle state would not load without CUDA.
+    X, y = digits
+    hasher = DSHHasher(8, random_state=0, **FAST).fit(X, y)
+    state = hasher.net_.__getstate__()
+    assert not [
+        name
+        for name, value in state.items()
+        if isinstance(value, (torch.nn.Module, torch.Tensor))
+    ]
+
+
 def test_image_backbone_and_user_module(digits):
     X, y = digits
     X, y = X[:128], y[:128]
@@ -143,6 +156,18 @@ def test_cuda_fit_then_cpu_encoding(digits):
     codes = hasher.transform(X)
     restored = pickle.loads(pickle.dumps(hasher))
     np.testing.assert_array_equal(restored.transform(X), codes)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("Hasher", [HashNetHasher, DSHHasher])
+def test_cuda_same_seed_same_codes(Hasher, digits):
+    # The convolutional backbone: cuDNN's fastest kernels and CUDA's adaptive
+    # pooling are not deterministic.
+    X, y = digits
+    params = {**FAST, "device": "cuda", "input_shape": (1, 8, 8), "backbone": "cnn"}
+    first = Hasher(16, random_state=0, **params).fit(X, y).transform(X)
+    second = Hasher(16, random_state=0, **params).fit(X, y).transform(X)
+    np.testing.assert_array_equal(first, second)
 
 
 @pytest.mark.parametrize("head", ["divide_encode", "fc"])

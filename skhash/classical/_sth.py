@@ -3,22 +3,27 @@
 from numbers import Integral, Real
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from scipy.sparse import csr_matrix, diags
 from scipy.sparse.linalg import eigsh
-from sklearn.neighbors import NearestNeighbors
+from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from threadpoolctl import threadpool_limits
 
 from ..base import BaseHasher
 
 # Below this many samples the eigenproblem is solved densely: ARPACK needs more
 # rows than requested eigenvectors, and dense is faster there anyway.
 _DENSE_BELOW = 500
+# Distances in flight per thread while searching neighbours (64 MiB of float32).
+_BLOCK_DISTANCES = 1 << 24
 
 
-def self_taught_bits(X, n_bits, *, n_neighbors=25, weights="heat", random_state=None):
+def self_taught_bits(
+    X, n_bits, *, n_neighbors=25, weights="heat", n_jobs=None, random_state=None
+):
     """STH's training codes: kNN graph, Laplacian eigenmap, median thresholds.
 
     Shared by :class:`STHHasher` and the deep self-taught hasher.
@@ -34,6 +39,8 @@ def self_taught_bits(X, n_bits, *, n_neighbors=25, weights="heat", random_state=
     weights : {"heat", "cosine"}, default="heat"
         Edge weights: ``exp(-d^2 / (2 t^2))`` with ``t`` the mean distance to
         the neighbours, or the cosine similarity (clipped at 0).
+    n_jobs : int, default=None
+        Threads searching the neighbours.
     random_state : int, RandomState instance or None, default=None
         Seed of ARPACK's starting vector.
 
@@ -49,9 +56,9 @@ def self_taught_bits(X, n_bits, *, n_neighbors=25, weights="heat", random_state=
             f"samples, got {n_samples}."
         )
     n_neighbors = min(n_neighbors, n_samples - 1)
-    metric = "euclidean" if weights == "heat" else "cosine"
-    graph = NearestNeighbors(n_neighbors=n_neighbors, metric=metric).fit(X)
-    distances, neighbours = graph.kneighbors()  # each point's own row excluded
+    distances, neighbours = nearest_neighbors(
+        X, n_neighbors, cosine=weights == "cosine", n_jobs=n_jobs
+    )
     if weights == "heat":
         bandwidth = distances.mean() or 1.0
         values = np.exp(-(distances**2) / (2 * bandwidth**2))
@@ -77,6 +84,62 @@ def self_taught_bits(X, n_bits, *, n_neighbors=25, weights="heat", random_state=
     return embedding > np.median(embedding, axis=0)
 
 
+def nearest_neighbors(X, n_neighbors, *, cosine=False, n_jobs=None):
+    """The k nearest other rows of each row of `X`, by blocks of matrix products.
+
+    Neighbours are chosen on float32 distances from ``|x|^2 + |z|^2 - 2 x.z``
+    (cosine distances from ``1 - x.z`` of unit rows), about twice the speed of
+    scikit-learn's brute force, which works in float64, on the one step of STH
+    that grows with ``n_samples^2``; the chosen neighbours' distances are then
+    recomputed in float64. With several jobs, each thread takes its own blocks
+    with one BLAS thread, so the selection runs in parallel too.
+
+    Returns
+    -------
+    distances : ndarray of shape (n_samples, n_neighbors)
+    neighbours : ndarray of shape (n_samples, n_neighbors)
+        Indices of each row's neighbours, the row itself excluded; order
+        within a row is unspecified.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if cosine:
+        X = normalize(X)
+    single = X.astype(np.float32)
+    norms = np.einsum("ij,ij->i", single, single)
+    n_samples = len(X)
+    distances = np.empty((n_samples, n_neighbors))
+    neighbours = np.empty((n_samples, n_neighbors), dtype=np.intp)
+
+    def search(rows):
+        block = single[rows] @ single.T
+        if cosine:
+            np.subtract(1, block, out=block)
+        else:
+            block *= -2
+            block += norms[None, :]
+            block += norms[rows, None]
+        block[np.arange(len(block)), np.arange(rows.start, rows.stop)] = np.inf
+        nearest = np.argpartition(block, n_neighbors - 1, axis=1)[:, :n_neighbors]
+        neighbours[rows] = nearest
+        if cosine:
+            distances[rows] = 1 - np.einsum("ij,ikj->ik", X[rows], X[nearest])
+        else:
+            difference = X[rows, None, :] - X[nearest]
+            distances[rows] = np.sqrt(np.einsum("ikj,ikj->ik", difference, difference))
+
+    size = max(1, _BLOCK_DISTANCES // n_samples)
+    blocks = [
+        slice(start, min(start + size, n_samples))
+        for start in range(0, n_samples, size)
+    ]
+    n_threads = min(effective_n_jobs(n_jobs), len(blocks))
+    with threadpool_limits(1 if n_threads > 1 else None, user_api="blas"):
+        Parallel(n_jobs=n_threads, prefer="threads")(
+            delayed(search)(rows) for rows in blocks
+        )
+    return distances, neighbours
+
+
 class STHHasher(BaseHasher):
     """Self-taught hashing: a spectral embedding learned once, then classifiers.
 
@@ -97,8 +160,12 @@ class STHHasher(BaseHasher):
         (text-like data).
     C : float, default=1.0
         Regularisation of the SVMs (liblinear's ``C``).
+    tol : float, default=0.1
+        Stopping tolerance of the SVMs: liblinear's own default, which the
+        reference uses (:class:`~sklearn.svm.LinearSVC` defaults to 1e-4, about
+        twice as slow here for the same held-out accuracy).
     n_jobs : int, default=None
-        Bits whose SVMs are trained in parallel.
+        Threads searching the neighbours and training the per-bit SVMs.
     random_state : int, RandomState instance or None, default=None
         Seed of the eigensolver's start and of the SVMs.
 
@@ -124,8 +191,9 @@ class STHHasher(BaseHasher):
     Follows the authors' code: 25 neighbours, the graph made symmetric by an
     OR (``W = max(W, W^T)``), the generalised eigenproblem ``L y = lambda D y``
     with the trivial solution dropped, median thresholds, and liblinear's
-    L2-loss SVM (dual, ``C=1``) without intercept. The heat-kernel width
-    rule is ours (the mean neighbour distance). We centre the features before
+    L2-loss SVM (dual, ``C=1``, tolerance 0.1) without intercept. The
+    neighbours are chosen on float32 distances. The heat-kernel width rule
+    is ours (the mean neighbour distance). We centre the features before
     the SVMs: without an intercept, uncentred non-negative data such as pixels
     would force every hyperplane through the origin. A graph with several
     connected components turns some bits into component indicators.
@@ -149,6 +217,7 @@ class STHHasher(BaseHasher):
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "weights": [StrOptions({"heat", "cosine"})],
         "C": [Interval(Real, 0, None, closed="neither")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
     }
@@ -161,6 +230,7 @@ class STHHasher(BaseHasher):
         n_neighbors=25,
         weights="heat",
         C=1.0,
+        tol=0.1,
         n_jobs=None,
         random_state=None,
     ):
@@ -168,6 +238,7 @@ class STHHasher(BaseHasher):
         self.n_neighbors = n_neighbors
         self.weights = weights
         self.C = C
+        self.tol = tol
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -178,6 +249,7 @@ class STHHasher(BaseHasher):
             self.n_bits,
             n_neighbors=self.n_neighbors,
             weights=self.weights,
+            n_jobs=self.n_jobs,
             random_state=rng,
         )
         self.mean_ = X.mean(axis=0)
@@ -188,7 +260,7 @@ class STHHasher(BaseHasher):
         centred /= self.scale_
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_bits)
         coefs = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            delayed(_fit_bit)(centred, bits[:, bit], self.C, seeds[bit])
+            delayed(_fit_bit)(centred, bits[:, bit], self.C, self.tol, seeds[bit])
             for bit in range(self.n_bits)
         )
         self.coef_ = np.column_stack(coefs)
@@ -197,8 +269,8 @@ class STHHasher(BaseHasher):
         return (X - self.mean_) @ self.coef_ / self.scale_
 
 
-def _fit_bit(X, bit, C, seed):
-    svm = LinearSVC(C=C, fit_intercept=False, dual=True, random_state=seed)
+def _fit_bit(X, bit, C, tol, seed):
+    svm = LinearSVC(C=C, tol=tol, fit_intercept=False, dual=True, random_state=seed)
     svm.fit(X, bit)
     # classes_ is [False, True]: a positive decision value predicts bit 1.
     return svm.coef_.ravel()

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 from sklearn.datasets import load_digits
+from sklearn.neighbors import NearestNeighbors
 
 import skhash.classical._sth as sth_module
 from skhash import STHHasher
@@ -86,3 +87,23 @@ def test_deterministic_odd_bits_and_bad_input(digits):
         STHHasher(n_bits=9).fit(digits[:10])
     with pytest.raises(ValueError, match="NaN"):
         STHHasher(n_bits=2).fit(np.full((5, 2), np.nan))
+
+
+@pytest.mark.parametrize("cosine", [False, True])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_nearest_neighbors_match_scikit_learn(cosine, n_jobs, monkeypatch):
+    # Small blocks, so that several threads each search several of them.
+    monkeypatch.setattr(sth_module, "_BLOCK_DISTANCES", 2000)
+    X = np.random.RandomState(0).uniform(size=(150, 20))
+    distances, neighbours = sth_module.nearest_neighbors(
+        X, 7, cosine=cosine, n_jobs=n_jobs
+    )
+    metric = "cosine" if cosine else "euclidean"
+    expected_distances, expected = (
+        NearestNeighbors(n_neighbors=7, metric=metric).fit(X).kneighbors()
+    )
+    order = np.argsort(distances, axis=1)
+    np.testing.assert_array_equal(np.take_along_axis(neighbours, order, 1), expected)
+    np.testing.assert_allclose(
+        np.take_along_axis(distances, order, 1), expected_distances, rtol=1e-12
+    )

@@ -112,7 +112,7 @@ class BaseDeepHasher(BaseHasher):
         import torch
         from skorch.callbacks import ProgressBar
 
-        from ._net import HashingNet
+        from ._net import _HashingNet
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         torch.manual_seed(seed)
@@ -123,7 +123,7 @@ class BaseDeepHasher(BaseHasher):
         if self.verbose:
             callbacks.append(("progress", ProgressBar()))
         callbacks += list(self.callbacks or [])
-        self.net_ = HashingNet(
+        self.net_ = _HashingNet(
             module=self._network(X.shape[1]),
             criterion=self._criterion(),
             optimizer=self._optimizer_class(),

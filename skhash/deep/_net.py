@@ -3,7 +3,7 @@
 from skorch import NeuralNet
 
 
-class HashingNet(NeuralNet):
+class _HashingNet(NeuralNet):
     """skorch's ``NeuralNet``, made to unpickle a CUDA fit on a CPU-only machine.
 
     The hashers hand skorch their network and loss as ready instances, so the

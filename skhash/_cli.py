@@ -9,6 +9,7 @@ Hamming radius 2 with fit and encoding times, as a Markdown table.
 """
 
 import argparse
+import csv
 import platform
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.utils import check_random_state
+from tqdm.auto import tqdm
 
 from .classical import (
     CCAITQHasher,
@@ -137,7 +139,10 @@ def _parse_args(argv):
     )
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument(
-        "--output", type=Path, metavar="FILE", help="also write the table to FILE"
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="also write the table to FILE: CSV if it ends in .csv, else Markdown",
     )
     args = parser.parse_args(argv)
     if any(n_bits < 1 for n_bits in args.bits):
@@ -176,56 +181,69 @@ def main(argv=None):
         f"labelled items, unsupervised ones on {len(unsupervised_train)}; "
         "relevant = same class"
     )
-    header = (
-        f"| hasher | bits | MAP | MAP@{k} | P@r<=2 | fit s | s/epoch | encode s |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|"
-    )
-    print(header, flush=True)
-    rows, devices = [], set()
-    for name in args.hashers:
+    columns = ["hasher", "bits", "MAP", f"MAP@{k}", "P@r<=2", "fit s", "s/epoch"]
+    columns.append("encode s")
+    print(_markdown_row(columns) + "\n|---|" + "---:|" * (len(columns) - 1))
+    records, devices = [], set()
+    jobs = [(name, n_bits) for name in args.hashers for n_bits in args.bits]
+    # The table goes to stdout; the bar goes to stderr, and only on a terminal.
+    for name, n_bits in tqdm(jobs, desc="hashers x bits", disable=None, leave=False):
         factory, supervised = HASHERS[name]
-        for n_bits in args.bits:
-            hasher = factory(n_bits, args.random_state, options)
-            start = time.perf_counter()
-            if supervised:
-                hasher.fit(split.X_train, split.y_train)
-            else:
-                hasher.fit(unsupervised_train)
-            fit_seconds = time.perf_counter() - start
-            if hasattr(hasher, "device_"):
-                devices.add(_device_name(hasher.device_))
-            start = time.perf_counter()
-            database = hasher.transform(split.X_database)
-            queries = hasher.transform(split.X_query)
-            encode_seconds = time.perf_counter() - start
-            nn = HammingNeighbors().fit(database, split.y_database)
-            codes = queries, database, split.y_query, split.y_database
-            row = (
-                f"| {name} | {n_bits} | {nn.score(queries, split.y_query):.4f} | "
-                f"{mean_average_precision(*codes, k=k):.4f} | "
-                f"{precision_within_radius(*codes, radius=2):.4f} | "
-                f"{fit_seconds:.2f} | {_epoch_seconds(hasher)} | "
-                f"{encode_seconds:.2f} |"
-            )
-            rows.append(row)
-            print(row, flush=True)
+        hasher = factory(n_bits, args.random_state, options)
+        start = time.perf_counter()
+        if supervised:
+            hasher.fit(split.X_train, split.y_train)
+        else:
+            hasher.fit(unsupervised_train)
+        fit_seconds = time.perf_counter() - start
+        if hasattr(hasher, "device_"):
+            devices.add(_device_name(hasher.device_))
+        start = time.perf_counter()
+        database = hasher.transform(split.X_database)
+        queries = hasher.transform(split.X_query)
+        encode_seconds = time.perf_counter() - start
+        nn = HammingNeighbors().fit(database, split.y_database)
+        codes = queries, database, split.y_query, split.y_database
+        record = [
+            name,
+            str(n_bits),
+            f"{nn.score(queries, split.y_query):.4f}",
+            f"{mean_average_precision(*codes, k=k):.4f}",
+            f"{precision_within_radius(*codes, radius=2):.4f}",
+            f"{fit_seconds:.2f}",
+            _epoch_seconds(hasher),
+            f"{encode_seconds:.2f}",
+        ]
+        records.append(record)
+        tqdm.write(_markdown_row(record), file=sys.stdout)
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
         given = sys.argv[1:] if argv is None else argv
-        command = " ".join(["python -m skhash", *given])
-        args.output.write_text(
-            f"Command: `{command}` on {platform.machine()}, Python "
-            f"{platform.python_version()}, {len(split.X_query)} queries against "
-            f"{len(split.X_database)}"
-            + (
-                f"; deep hashers trained on {', '.join(sorted(devices))}"
-                if devices
-                else ""
-            )
-            + ".\n\n"
-            + header
-            + "\n"
-            + "\n".join(rows)
-            + "\n"
+        context = (
+            f"Command: `{' '.join(['python -m skhash', *given])}` on "
+            f"{platform.machine()}, Python {platform.python_version()}, "
+            f"{len(split.X_query)} queries against {len(split.X_database)}"
         )
+        if devices:
+            context += f"; deep hashers trained on {', '.join(sorted(devices))}"
+        _write_table(args.output, columns, records, context + ".")
     return 0
+
+
+def _markdown_row(cells):
+    return "| " + " | ".join(cells) + " |"
+
+
+def _write_table(path, columns, records, context):
+    """CSV when the file name ends in .csv (no context line), else Markdown."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        with open(path, "w", newline="") as file:
+            csv.writer(file).writerows([columns, *records])
+        return
+    lines = [
+        context,
+        "",
+        _markdown_row(columns),
+        "|---|" + "---:|" * (len(columns) - 1),
+    ]
+    path.write_text("\n".join(lines + [_markdown_row(r) for r in records]) + "\n")

@@ -1,3 +1,6 @@
+import csv
+from importlib.metadata import entry_points
+
 import pytest
 
 from skhash._cli import CLASSICAL, HASHERS, _parse_args, main
@@ -23,6 +26,16 @@ def test_main_job_prints_and_writes_the_table(tmp_path, capsys):
     assert written.count("\n| itq |") == 2
 
 
+def test_csv_output(tmp_path):
+    output = tmp_path / "table.csv"
+    assert main(["--hashers", "lsh", "--bits", "8", "16", "--output", str(output)]) == 0
+    with open(output, newline="") as file:
+        header, *rows = csv.reader(file)
+    assert header[:3] == ["hasher", "bits", "MAP"]
+    assert [row[:2] for row in rows] == [["lsh", "8"], ["lsh", "16"]]
+    assert all(0 < float(row[2]) < 1 for row in rows)
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -44,3 +57,8 @@ def test_hasher_selection():
     assert _parse_args([]).hashers == list(CLASSICAL)
     assert _parse_args(["--hashers", "all"]).hashers == list(HASHERS)
     assert {"hashnet", "dsh", "dnnh", "dsth"} < set(HASHERS)
+
+
+def test_console_script_is_the_main_job():
+    (script,) = entry_points(group="console_scripts", name="skhash")
+    assert script.load() is main

@@ -45,6 +45,12 @@ def fit_linear_svms(X, targets, *, C=1.0, tol=1e-3, max_iter=100):
     coef = np.zeros((X.shape[1], signs.shape[1]), dtype=X.dtype)
     scores = np.zeros_like(signs)  # X @ coef, kept up to date
 
+    # The Hessian of column b is I + 2C X_A^T X_A over its active samples A;
+    # I + 2C (|A| / n) X^T X approximates it, and its inverse, through one
+    # eigendecomposition of X^T X (n_features^2 in size), preconditions the
+    # conjugate gradients: several times fewer matrix products with X.
+    gram_values, gram_vectors = np.linalg.eigh(X.T @ X)
+
     def objective(coef, scores):
         hinge = np.maximum(1 - signs * scores, 0)
         return 0.5 * np.sum(coef**2, axis=0) + C * np.sum(hinge**2, axis=0)
@@ -57,7 +63,12 @@ def fit_linear_svms(X, targets, *, C=1.0, tol=1e-3, max_iter=100):
             initial_norm = gradient_norm
         if np.all(gradient_norm <= tol * initial_norm):
             break
-        step = _newton_step(X, active, gradient, gradient_norm, C)
+        inverse = 1 / (1 + 2 * C * np.outer(gram_values, active.mean(axis=0)))
+
+        def precondition(vectors, inverse=inverse):
+            return gram_vectors @ (inverse * (gram_vectors.T @ vectors))
+
+        step = _newton_step(X, active, gradient, gradient_norm, C, precondition)
         step_scores = X @ step
         # Backtracking (Armijo) line search, column by column: the active set
         # changes along the step, so the full Newton step can overshoot.
@@ -74,28 +85,29 @@ def fit_linear_svms(X, targets, *, C=1.0, tol=1e-3, max_iter=100):
     return coef
 
 
-def _newton_step(X, active, gradient, gradient_norm, C):
-    """Solve ``(I + 2C X_A^T X_A) step = -gradient`` per column by conjugate
-    gradients, ``A`` being that column's active samples."""
+def _newton_step(X, active, gradient, gradient_norm, C, precondition):
+    """Solve ``(I + 2C X_A^T X_A) step = -gradient`` per column by
+    preconditioned conjugate gradients, ``A`` being that column's active
+    samples."""
     step = np.zeros_like(gradient)
     residual = -gradient
-    direction = residual.copy()
-    squared = np.sum(residual**2, axis=0)
+    preconditioned = precondition(residual)
+    direction = preconditioned.copy()
+    inner = np.sum(residual * preconditioned, axis=0)
     target = (_CG_RELATIVE_RESIDUAL * gradient_norm) ** 2
     for _ in range(_MAX_CG_ITERATIONS):
-        running = squared > target
+        running = np.sum(residual**2, axis=0) > target
         if not running.any():
             break
         curvature = direction + 2 * C * (X.T @ (active * (X @ direction)))
         with np.errstate(divide="ignore", invalid="ignore"):
-            alpha = np.where(
-                running, squared / np.sum(direction * curvature, axis=0), 0
-            )
+            alpha = np.where(running, inner / np.sum(direction * curvature, axis=0), 0)
         step += alpha * direction
         residual = residual - alpha * curvature
-        new_squared = np.sum(residual**2, axis=0)
+        preconditioned = precondition(residual)
+        new_inner = np.sum(residual * preconditioned, axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            beta = np.where(running, new_squared / squared, 0)
-        direction = residual + beta * direction
-        squared = new_squared
+            beta = np.where(running, new_inner / inner, 0)
+        direction = preconditioned + beta * direction
+        inner = new_inner
     return step

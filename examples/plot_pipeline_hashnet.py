@@ -86,7 +86,7 @@ for row, query in enumerate(queries):
     axes[row, 0].imshow(X_query[query].reshape(8, 8), cmap="gray_r")
     axes[row, 0].set_title(f"query: {y_query[query]}", fontsize=9)
     for col, (distance, neighbour) in enumerate(
-        zip(distances[row], neighbours[row]), start=1
+        zip(distances[row], neighbours[row], strict=True), start=1
     ):
         axes[row, col].imshow(X_database[neighbour].reshape(8, 8), cmap="gray_r")
         wrong = y_database[neighbour] != y_query[query]

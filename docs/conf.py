@@ -8,6 +8,8 @@ Build (warnings are errors, the gallery is executed; no network needed)::
 import os
 import warnings
 
+from threadpoolctl import threadpool_limits
+
 import skhash
 
 project = "skhash"
@@ -64,8 +66,12 @@ sphinx_gallery_conf = {
     "min_reported_time": 1,
 }
 
-# Torch's and BLAS's own threads fight over 2 cores; one of each is faster here.
+# The examples run in this process. On a small shared machine, BLAS and torch
+# threads fighting over the cores make them several times slower: one BLAS
+# thread (NumPy is already loaded, so threadpoolctl sets it) and one torch
+# thread (read from the environment when the examples import torch).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+threadpool_limits(limits=int(os.environ["OMP_NUM_THREADS"]))
 # Examples print nothing about the non-GUI backend.
 warnings.filterwarnings("ignore", message="Matplotlib is currently using agg")
 

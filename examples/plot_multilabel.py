@@ -63,7 +63,10 @@ print(f"share of relevant database items with shared labels: {share:.2f}")
 results = {}
 for name, hasher in [
     ("CCA-ITQ", CCAITQHasher(n_bits=32, random_state=0)),
-    ("KSH", KSHHasher(n_bits=32, n_anchors=200, n_labeled=600, random_state=0)),
+    (
+        "KSH",
+        KSHHasher(n_bits=32, n_anchors=200, n_labeled=600, max_iter=50, random_state=0),
+    ),
 ]:
     for supervision, y_train in [("digit only", digit_db), ("digit + parity", Y_db)]:
         hasher.fit(X_db, y_train)
@@ -83,7 +86,7 @@ for offset, supervision in [(-width / 2, "digit only"), (width / 2, "digit + par
 ax.axhline(map_shared, color="gray", linestyle="--", label="ITQ (no labels)")
 ax.set_xticks(np.arange(len(names)), names)
 ax.set(ylabel="MAP, shared-label relevance", ylim=(0, 1))
-ax.legend(loc="lower right")
+ax.legend(loc="upper left")
 fig.tight_layout()
 plt.show()
 

@@ -20,7 +20,6 @@ version = release = skhash.__version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
-    "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
@@ -79,14 +78,18 @@ html_theme = "pydata_sphinx_theme"
 html_title = f"skhash {version}"
 html_theme_options = {
     "navbar_align": "left",
+    "header_links_before_dropdown": 8,
     "show_toc_level": 2,
     "navigation_with_keys": False,
     "secondary_sidebar_items": ["page-toc"],
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-html_sidebars = {"index": [], "install": [], "quick_start": [], "changelog": []}
-html_static_path = []
+html_sidebars = {
+    page: [] for page in ["index", "install", "quick_start", "benchmarks", "changelog"]
+}
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_show_sourcelink = False
 
 

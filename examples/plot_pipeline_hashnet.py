@@ -41,26 +41,13 @@ print(f"{len(X_database)} database images, {len(X_query)} queries")
 # epochs than the perceptron on images this small. Fitting the pipeline
 # trains the hasher on the database with its labels, then indexes the database
 # codes (with their labels, for :meth:`~skhash.HammingNeighbors.score`).
-pipe = Pipeline(
-    [
-        (
-            "hash",
-            HashNetHasher(
-                n_bits=32,
-                max_epochs=15,
-                batch_size=64,
-                lr=3e-3,
-                random_state=0,
-            ),
-        ),
-        ("nn", HammingNeighbors(n_neighbors=8)),
-    ]
-)
+hasher = HashNetHasher(n_bits=32, max_epochs=15, lr=3e-3, random_state=0)
+pipe = Pipeline([("hash", hasher), ("nn", HammingNeighbors(n_neighbors=8))])
 pipe.fit(X_database, y_database)
 
 # %%
 # The loss of every epoch is in the skorch history of the fitted network.
-history = pipe.named_steps["hash"].net_.history
+history = hasher.net_.history
 print("training loss per epoch:", np.round(history[:, "train_loss"], 3))
 
 # %%
@@ -77,7 +64,7 @@ print(f"MAP of the queries: {pipe.score(X_query, y_query):.3f}")
 # Encode a few queries with the hasher, search the index, and show each query
 # (left) followed by its eight nearest database images with their Hamming
 # distances. Red titles mark neighbours of another class.
-hasher, index = pipe.named_steps["hash"], pipe.named_steps["nn"]
+index = pipe.named_steps["nn"]
 queries = [0, 1, 2, 3, 4, 5]
 distances, neighbours = index.kneighbors(hasher.transform(X_query[queries]))
 

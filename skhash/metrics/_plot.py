@@ -115,8 +115,6 @@ class HammingPrecisionRecallDisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> from sklearn.datasets import load_digits
     >>> from skhash import ITQHasher
     >>> from skhash.metrics import HammingPrecisionRecallDisplay
@@ -124,8 +122,10 @@ class HammingPrecisionRecallDisplay:
     >>> hasher = ITQHasher(n_bits=16, random_state=0).fit(X[:1500])
     >>> display = HammingPrecisionRecallDisplay.from_estimator(
     ...     hasher, X[1500:], y[1500:], X[:1500], y[:1500])
-    >>> display.thresholds
-    array([ 0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14, 15, 16])
+    >>> len(display.thresholds)  # radii 0, 1, ..., n_bits
+    17
+    >>> display.ax_.get_xlabel(), display.ax_.get_ylabel()
+    ('Recall', 'Precision')
     """
 
     def __init__(
@@ -364,8 +364,6 @@ class CodeLengthMAPDisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> from skhash.metrics import CodeLengthMAPDisplay
     >>> display = CodeLengthMAPDisplay.from_results(
     ...     [16, 32, 64], [0.468, 0.478, 0.489], name="ITQ")

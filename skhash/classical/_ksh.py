@@ -113,14 +113,15 @@ class KSHHasher(SupervisedHasherMixin, BaseHasher):
 
     Attributes
     ----------
-    anchors_ : ndarray of shape (n_anchors_, n_features)
-        Anchor points.
+    anchors_ : ndarray of shape (n_used_anchors, n_features)
+        Anchor points; ``n_used_anchors`` is ``n_anchors`` or the number of
+        training rows, whichever is smaller.
     sigma_ : float
         Kernel width: the mean squared distance from the labelled rows to the
         anchors; the kernel is ``exp(-||x - a||^2 / (2 * sigma_))``.
-    kernel_mean_ : ndarray of shape (n_anchors_,)
+    kernel_mean_ : ndarray of shape (n_used_anchors,)
         Mean kernel vector of the labelled rows, subtracted before projecting.
-    coef_ : ndarray of shape (n_anchors_, n_bits)
+    coef_ : ndarray of shape (n_used_anchors, n_bits)
         Projection vectors ``a_t``, one column per bit.
     objective_ : ndarray of shape (n_bits,)
         Per bit, ``y^T R y`` of the kept solution, with ``y`` its codes

@@ -1,5 +1,6 @@
-"""Retrieval metrics over packed codes, and scorers built on them."""
+"""Retrieval metrics over packed codes, scorers built on them, and plots."""
 
+from ._plot import CodeLengthMAPDisplay, HammingPrecisionRecallDisplay
 from ._retrieval import (
     mean_average_precision,
     precision_at_k,
@@ -13,6 +14,8 @@ from ._scorer import (
 )
 
 __all__ = [
+    "CodeLengthMAPDisplay",
+    "HammingPrecisionRecallDisplay",
     "get_retrieval_scorer",
     "get_retrieval_scorer_names",
     "make_retrieval_scorer",

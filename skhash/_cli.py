@@ -30,7 +30,11 @@ from .classical import (
 )
 from .datasets import load_fashion_mnist, retrieval_split
 from .deep import DNNHHasher, DSHHasher, DSTHHasher, HashNetHasher
-from .metrics import mean_average_precision, precision_within_radius
+from .metrics import (
+    HammingPrecisionRecallDisplay,
+    mean_average_precision,
+    precision_within_radius,
+)
 from .neighbors import HammingNeighbors
 
 # name -> (factory(n_bits, random_state, options), supervised); options holds the
@@ -144,7 +148,18 @@ def _parse_args(argv):
         metavar="FILE",
         help="also write the table to FILE: CSV if it ends in .csv, else Markdown",
     )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE",
+        help="also draw precision-recall curves by Hamming radius to FILE (PNG)",
+    )
     args = parser.parse_args(argv)
+    if args.plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plot needs matplotlib: pip install 'skhash[plot]'")
     if any(n_bits < 1 for n_bits in args.bits):
         parser.error("--bits must be positive integers")
     if args.unsupervised_train is not None and args.unsupervised_train < 2:
@@ -185,6 +200,7 @@ def main(argv=None):
     columns.append("encode s")
     print(_markdown_row(columns) + "\n|---|" + "---:|" * (len(columns) - 1))
     records, devices = [], set()
+    axes = _new_axes() if args.plot else None
     jobs = [(name, n_bits) for name in args.hashers for n_bits in args.bits]
     # The table goes to stdout; the bar goes to stderr, and only on a terminal.
     for name, n_bits in tqdm(jobs, desc="hashers x bits", disable=None, leave=False):
@@ -215,6 +231,16 @@ def main(argv=None):
             f"{encode_seconds:.2f}",
         ]
         records.append(record)
+        if axes is not None:
+            HammingPrecisionRecallDisplay.from_codes(
+                queries,
+                split.y_query,
+                database,
+                split.y_database,
+                n_bits=n_bits,
+                name=f"{name} {n_bits} bits",
+                ax=axes,
+            )
         tqdm.write(_markdown_row(record), file=sys.stdout)
     if args.output:
         given = sys.argv[1:] if argv is None else argv
@@ -226,7 +252,17 @@ def main(argv=None):
         if devices:
             context += f"; deep hashers trained on {', '.join(sorted(devices))}"
         _write_table(args.output, columns, records, context + ".")
+    if axes is not None:
+        axes.set_title(f"{args.dataset}: precision and recall by Hamming radius")
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        axes.figure.savefig(args.plot, dpi=120, bbox_inches="tight")
     return 0
+
+
+def _new_axes():
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(7, 5)).add_subplot()
 
 
 def _markdown_row(cells):

@@ -59,6 +59,13 @@ def test_hasher_selection():
     assert {"hashnet", "dsh", "dnnh", "dsth"} < set(HASHERS)
 
 
+def test_precision_recall_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "plots" / "pr.png"
+    assert main(["--hashers", "lsh", "itq", "--bits", "8", "--plot", str(plot)]) == 0
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
 def test_console_script_is_the_main_job():
     (script,) = entry_points(group="console_scripts", name="skhash")
     assert script.load() is main

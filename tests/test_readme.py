@@ -14,3 +14,11 @@ def test_ci_runs_the_readme_quick_start_commands():
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     for command in commands:
         assert command in ci_lines, f".ci/run does not run: {command}"
+
+
+def test_ci_builds_the_documentation_as_the_readme_says():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Documentation", 1)[1].split("\n## ", 1)[0]
+    (command,) = re.findall(r"```bash\n(.+?)\n```", section)
+    assert "sphinx -W" in command
+    assert command in (ROOT / ".ci" / "run").read_text().splitlines()

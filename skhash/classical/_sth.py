@@ -3,22 +3,18 @@
 from numbers import Integral, Real
 
 import numpy as np
-from joblib import Parallel, delayed, effective_n_jobs
 from scipy.sparse import csr_matrix, diags
 from scipy.sparse.linalg import eigsh
-from sklearn.preprocessing import normalize
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from threadpoolctl import threadpool_limits
 
 from ..base import BaseHasher
+from ._exact_knn import nearest_neighbors
 from ._svm import fit_linear_svms
 
 # Below this many samples the eigenproblem is solved densely: ARPACK needs more
 # rows than requested eigenvectors, and dense is faster there anyway.
 _DENSE_BELOW = 500
-# Distances in flight per thread while searching neighbours (64 MiB of float32).
-_BLOCK_DISTANCES = 1 << 24
 
 
 def self_taught_bits(
@@ -82,62 +78,6 @@ def self_taught_bits(
         vectors = vectors[:, np.argsort(-values_)]
     embedding = scale @ vectors[:, 1:]  # drop the trivial eigenvector
     return embedding > np.median(embedding, axis=0)
-
-
-def nearest_neighbors(X, n_neighbors, *, cosine=False, n_jobs=None):
-    """The k nearest other rows of each row of `X`, by blocks of matrix products.
-
-    Neighbours are chosen on float32 distances from ``|x|^2 + |z|^2 - 2 x.z``
-    (cosine distances from ``1 - x.z`` of unit rows), about twice the speed of
-    scikit-learn's brute force, which works in float64, on the one step of STH
-    that grows with ``n_samples^2``; the chosen neighbours' distances are then
-    recomputed in float64. With several jobs, each thread takes its own blocks
-    with one BLAS thread, so the selection runs in parallel too.
-
-    Returns
-    -------
-    distances : ndarray of shape (n_samples, n_neighbors)
-    neighbours : ndarray of shape (n_samples, n_neighbors)
-        Indices of each row's neighbours, the row itself excluded; order
-        within a row is unspecified.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    if cosine:
-        X = normalize(X)
-    single = X.astype(np.float32)
-    norms = np.einsum("ij,ij->i", single, single)
-    n_samples = len(X)
-    distances = np.empty((n_samples, n_neighbors))
-    neighbours = np.empty((n_samples, n_neighbors), dtype=np.intp)
-
-    def search(rows):
-        block = single[rows] @ single.T
-        if cosine:
-            np.subtract(1, block, out=block)
-        else:
-            block *= -2
-            block += norms[None, :]
-            block += norms[rows, None]
-        block[np.arange(len(block)), np.arange(rows.start, rows.stop)] = np.inf
-        nearest = np.argpartition(block, n_neighbors - 1, axis=1)[:, :n_neighbors]
-        neighbours[rows] = nearest
-        if cosine:
-            distances[rows] = 1 - np.einsum("ij,ikj->ik", X[rows], X[nearest])
-        else:
-            difference = X[rows, None, :] - X[nearest]
-            distances[rows] = np.sqrt(np.einsum("ikj,ikj->ik", difference, difference))
-
-    size = max(1, _BLOCK_DISTANCES // n_samples)
-    blocks = [
-        slice(start, min(start + size, n_samples))
-        for start in range(0, n_samples, size)
-    ]
-    n_threads = min(effective_n_jobs(n_jobs), len(blocks))
-    with threadpool_limits(1 if n_threads > 1 else None, user_api="blas"):
-        Parallel(n_jobs=n_threads, prefer="threads")(
-            delayed(search)(rows) for rows in blocks
-        )
-    return distances, neighbours
 
 
 class STHHasher(BaseHasher):

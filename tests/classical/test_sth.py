@@ -4,6 +4,7 @@ import scipy.linalg
 from sklearn.datasets import load_digits
 from sklearn.neighbors import NearestNeighbors
 
+import skhash.classical._exact_knn as exact_knn
 import skhash.classical._sth as sth_module
 from skhash import STHHasher
 from skhash.classical._sth import self_taught_bits
@@ -91,11 +92,15 @@ def test_deterministic_odd_bits_and_bad_input(digits):
 
 @pytest.mark.parametrize("cosine", [False, True])
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_nearest_neighbors_match_scikit_learn(cosine, n_jobs, monkeypatch):
-    # Small blocks, so that several threads each search several of them.
-    monkeypatch.setattr(sth_module, "_BLOCK_DISTANCES", 2000)
+@pytest.mark.parametrize("block_distances", [150, 2000, 1 << 24])
+def test_nearest_neighbors_match_scikit_learn(
+    cosine, n_jobs, block_distances, monkeypatch
+):
+    # Blocks of 1, 13 and all 150 rows: several threads each search several
+    # blocks, some narrower than the number of neighbours.
+    monkeypatch.setattr(exact_knn, "_BLOCK_DISTANCES", block_distances)
     X = np.random.RandomState(0).uniform(size=(150, 20))
-    distances, neighbours = sth_module.nearest_neighbors(
+    distances, neighbours = exact_knn.nearest_neighbors(
         X, 7, cosine=cosine, n_jobs=n_jobs
     )
     metric = "cosine" if cosine else "euclidean"

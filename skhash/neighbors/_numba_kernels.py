@@ -35,7 +35,7 @@ from numba.extending import intrinsic
 # A database chunk of this many bytes stays in L1 while a query block scans it.
 _CHUNK_BYTES = 16384
 # Codes tested together before looking at any of them one by one.
-_SUBCHUNK = 128
+_SUBCHUNK = 512
 # Queries that share one pass over the database.
 _QUERY_BLOCK = 64
 # Bound on one query block's candidate buffers, in bytes.
@@ -59,43 +59,59 @@ def _popcount(typingctx, word):
 
 
 @njit(cache=True, nogil=True)
-def _shrink(dist, ind, count, k, hist):
-    """Keep the k best candidates of a full buffer; return (count, new bound)."""
-    hist[:] = 0
-    for t in range(count):
-        hist[dist[t]] += 1
-    total = 0
-    threshold = 0
-    while True:
-        total += hist[threshold]
-        if total >= k:
-            break
-        threshold += 1
-    at_threshold = k - (total - hist[threshold])
+def _compact(dist, ind, count, threshold, keep_at_threshold):
+    """Drop candidates past threshold and all but the first few at it."""
     kept = 0
     for t in range(count):
         d = dist[t]
-        if d < threshold or (d == threshold and at_threshold > 0):
+        if d < threshold or (d == threshold and keep_at_threshold > 0):
             if d == threshold:
-                at_threshold -= 1
+                keep_at_threshold -= 1
             dist[kept] = d
             ind[kept] = ind[t]
             kept += 1
-    return kept, threshold - 1
+    return kept
 
 
 @njit(cache=True, nogil=True)
 def _chunk_distances(query_words, q, database_t, start, stop, acc):
     """Distances over all words but the last, into acc[: stop - start]."""
     n_words = database_t.shape[0]
+    # 1-D rows and a zero-based loop let LLVM vectorise the popcounts.
+    n = stop - start
     if n_words > 1:
         word = query_words[q, 0]
-        for j in range(start, stop):
-            acc[j - start] = _popcount(database_t[0, j] ^ word)
+        row = database_t[0, start:stop]
+        for j in range(n):
+            acc[j] = _popcount(row[j] ^ word)
         for w in range(1, n_words - 1):
             word = query_words[q, w]
-            for j in range(start, stop):
-                acc[j - start] += _popcount(database_t[w, j] ^ word)
+            row = database_t[w, start:stop]
+            for j in range(n):
+                acc[j] += _popcount(row[j] ^ word)
+
+
+@njit(cache=True, nogil=True)
+def _finish_within(query_words, q, database_t, acc, base, start, stop, bound):
+    """Add the last word into acc[start - base : stop - base]; count <= bound."""
+    n_words = database_t.shape[0]
+    last = n_words - 1
+    word = query_words[q, last]
+    row = database_t[last, start:stop]
+    partial = acc[start - base : stop - base]
+    # Counting the codes past the bound takes one vector op less than
+    # counting those within it.
+    past = 0
+    if n_words == 1:
+        # No store: the rare codes within the bound are recounted by the caller.
+        for j in range(stop - start):
+            past += _popcount(row[j] ^ word) > bound
+    else:
+        for j in range(stop - start):
+            d = partial[j] + _popcount(row[j] ^ word)
+            partial[j] = d
+            past += d > bound
+    return stop - start - past
 
 
 @njit(cache=True, nogil=True)
@@ -104,14 +120,16 @@ def _count_within(query_words, q, database_t, acc, base, start, stop, bound):
     n_words = database_t.shape[0]
     last = n_words - 1
     word = query_words[q, last]
-    hits = 0
+    row = database_t[last, start:stop]
+    past = 0
     if n_words == 1:
-        for j in range(start, stop):
-            hits += _popcount(database_t[0, j] ^ word) <= bound
+        for j in range(stop - start):
+            past += _popcount(row[j] ^ word) > bound
     else:
-        for j in range(start, stop):
-            hits += acc[j - base] + _popcount(database_t[last, j] ^ word) <= bound
-    return hits
+        partial = acc[start - base : stop - base]
+        for j in range(stop - start):
+            past += partial[j] + _popcount(row[j] ^ word) > bound
+    return stop - start - past
 
 
 @njit(cache=True, nogil=True)
@@ -122,14 +140,18 @@ def knn_block(query_words, database_t, k, exclude_self, q0, q1, chunk, dist, ind
     """
     n_words, n_codes = database_t.shape
     n_queries = q1 - q0
-    last = n_words - 1
+    n_bits = 64 * n_words
     capacity = min(k + max(k, 256), n_codes + 1)
     cand_dist = np.empty((n_queries, capacity), np.int32)
     cand_ind = np.empty((n_queries, capacity), np.int64)
     count = np.zeros(n_queries, np.int64)
-    bound = np.full(n_queries, 64 * n_words, np.int64)
+    # Per query: histogram of the candidates' distances, the k-th smallest
+    # distance so far (threshold) and how many candidates are at or below it.
+    hists = np.zeros((n_queries, n_bits + 2), np.int32)
+    threshold = np.full(n_queries, n_bits, np.int64)
+    at_most = np.zeros(n_queries, np.int64)
+    bound = np.full(n_queries, n_bits, np.int64)
     acc = np.zeros(chunk, np.int64)
-    hist = np.zeros(64 * n_words + 2, np.int64)
     for c0 in range(0, n_codes, chunk):
         c1 = min(c0 + chunk, n_codes)
         for i in range(n_queries):
@@ -138,28 +160,51 @@ def knn_block(query_words, database_t, k, exclude_self, q0, q1, chunk, dist, ind
                 continue  # k codes at distance 0 already
             q = q0 + i
             _chunk_distances(query_words, q, database_t, c0, c1, acc)
-            word = query_words[q, last]
             for s0 in range(c0, c1, _SUBCHUNK):
                 s1 = min(s0 + _SUBCHUNK, c1)
-                if _count_within(query_words, q, database_t, acc, c0, s0, s1, limit):
-                    n = count[i]
-                    for j in range(s0, s1):
-                        d = _popcount(database_t[last, j] ^ word)
-                        if n_words > 1:
-                            d += acc[j - c0]
-                        if d > limit or (exclude_self and j == q):
-                            continue
-                        cand_dist[i, n] = d
-                        cand_ind[i, n] = j
-                        n += 1
+                hits = _finish_within(
+                    query_words, q, database_t, acc, c0, s0, s1, limit
+                )
+                if hits == 0:
+                    continue
+                n, t, le = count[i], threshold[i], at_most[i]
+                hist = hists[i]
+                found = 0
+                word = query_words[q, 0]
+                for j in range(s0 - c0, s1 - c0):
+                    if n_words == 1:
+                        d = _popcount(database_t[0, c0 + j] ^ word)
+                    else:
+                        d = acc[j]
+                    if d > limit:
+                        continue
+                    found += 1
+                    if not (exclude_self and c0 + j == q):
                         if n == capacity:
-                            n, limit = _shrink(cand_dist[i], cand_ind[i], n, k, hist)
+                            n = _compact(
+                                cand_dist[i], cand_ind[i], n, t, k - le + hist[t]
+                            )
+                            hist[t] = k - le + hist[t]
+                            le = k
+                        cand_dist[i, n] = d
+                        cand_ind[i, n] = c0 + j
+                        n += 1
+                        hist[d] += 1
+                        le += 1
+                        if le >= k:
+                            # A later code at distance t loses the tie by index.
+                            while le - hist[t] >= k:
+                                le -= hist[t]
+                                t -= 1
+                            limit = t - 1
                             if limit < 0:
                                 break
-                    count[i] = n
-                    bound[i] = limit
-                    if limit < 0:
+                    if found == hits:
                         break
+                count[i], threshold[i], at_most[i], bound[i] = n, t, le, limit
+                if limit < 0:
+                    break
+    hist = np.zeros(n_bits + 2, np.int64)
     # Stable counting sort by distance: candidates are in index order already.
     for i in range(n_queries):
         hist[:] = 0
@@ -280,8 +325,9 @@ def popcount_sum(database_t, start, stop):
     """
     total = 0
     for w in range(database_t.shape[0]):
-        for j in range(start, stop):
-            total += _popcount(database_t[w, j])
+        row = database_t[w, start:stop]
+        for j in range(stop - start):
+            total += _popcount(row[j])
     return total
 
 

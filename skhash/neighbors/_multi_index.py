@@ -67,6 +67,32 @@ def _build_table(words, start, length, offsets, ids):
 
 
 @njit(cache=True, nogil=True)
+def _sort_segment(indices, distances, start, stop, distance_weight):
+    """Sort start..stop by index, or by (distance, index) with a weight of n_codes.
+
+    Balls are usually small: insertion sort, without allocating, below 32.
+    """
+    if stop - start > 32:
+        keys = indices[start:stop] + distances[start:stop] * np.int64(distance_weight)
+        order = np.argsort(keys)
+        indices[start:stop] = indices[start:stop][order]
+        distances[start:stop] = distances[start:stop][order]
+        return
+    for t in range(start + 1, stop):
+        index, distance = indices[t], distances[t]
+        key = index + distance * np.int64(distance_weight)
+        u = t - 1
+        while (
+            u >= start and indices[u] + distances[u] * np.int64(distance_weight) > key
+        ):
+            indices[u + 1] = indices[u]
+            distances[u + 1] = distances[u]
+            u -= 1
+        indices[u + 1] = index
+        distances[u + 1] = distance
+
+
+@njit(cache=True, nogil=True)
 def _search_block(
     query_words, words, starts, lengths, probe_radius, offsets, ids,
     radius, exclude_self, q0, q1, by_dist,
@@ -126,13 +152,7 @@ def _search_block(
                     low = mask & -mask
                     ripple = mask + low
                     mask = (((ripple ^ mask) >> 2) // low) | ripple
-        # Order this query's results by index, or by (distance, index).
-        sort_keys = found_ind[first:n].copy()
-        if by_dist:
-            sort_keys += found_dist[first:n].astype(np.int64) * n_codes
-        order = np.argsort(sort_keys)
-        found_ind[first:n] = found_ind[first:n][order]
-        found_dist[first:n] = found_dist[first:n][order]
+        _sort_segment(found_ind, found_dist, first, n, n_codes if by_dist else 0)
         offsets_out[i + 1] = n
     return found_ind[:n], found_dist[:n], offsets_out
 
@@ -178,6 +198,8 @@ class MultiIndex:
         self.offsets = np.empty((n_tables, n_buckets + 1), np.int32)
         self.ids = np.empty((n_tables, len(words)), np.int32)
         self.built = np.zeros(n_tables, bool)
+        # Expected codes per bucket probe, from the first table (on first use).
+        self.per_probe = None
 
     @property
     def n_tables(self):
@@ -205,10 +227,13 @@ class MultiIndex:
         the database codes meets ``sum(bucket_size ** 2) / n_codes`` codes per
         probe, so skewed (clustered) codes count as the expensive case they are.
         """
-        self._ensure_tables(1)
         n_codes, n_words = self.words.shape
-        sizes = np.diff(self.offsets[0, : 2 ** int(self.lengths[0]) + 1])
-        per_probe = float(np.dot(sizes, sizes.astype(np.float64))) / max(1, n_codes)
+        if self.per_probe is None:
+            self._ensure_tables(1)
+            sizes = np.diff(self.offsets[0, : 2 ** int(self.lengths[0]) + 1])
+            sizes = sizes.astype(np.float64)
+            self.per_probe = float(np.dot(sizes, sizes)) / max(1, n_codes)
+        per_probe = self.per_probe
         probes = sum(
             sum(math.comb(int(self.lengths[u]), t) for t in range(r + 1))
             for u, r in enumerate(probe_plan(radius, self.n_tables))

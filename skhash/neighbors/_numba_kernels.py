@@ -318,16 +318,22 @@ def _grow(array, size):
 
 
 @njit(cache=True, nogil=True)
-def popcount_sum(database_t, start, stop):
-    """Sum of the popcounts of codes start..stop: the scan with no selection.
+def popcount_sum(database_t, start, stop, repeats):
+    """Sum of the popcounts of codes start..stop: a scan with no selection.
 
-    The benchmarks time it as the hardware limit of any exact scan.
+    Each L1-sized chunk is summed ``repeats`` times, so with a few repeats
+    this times the popcount throughput of the core (the hardware limit of any
+    exact scan) rather than the memory bandwidth.
     """
     total = 0
-    for w in range(database_t.shape[0]):
-        row = database_t[w, start:stop]
-        for j in range(stop - start):
-            total += _popcount(row[j])
+    chunk = chunk_size(database_t.shape[0])
+    for c0 in range(start, stop, chunk):
+        c1 = min(c0 + chunk, stop)
+        for _ in range(repeats):
+            for w in range(database_t.shape[0]):
+                row = database_t[w, c0:c1]
+                for j in range(c1 - c0):
+                    total += _popcount(row[j])
     return total
 
 
@@ -351,7 +357,7 @@ def warm_up():
             "radius_block": lambda: radius_block(
                 words, words_t, 1, True, 0, 3, 8, True
             ),
-            "popcount_sum": lambda: popcount_sum(words_t, 0, 3),
+            "popcount_sum": lambda: popcount_sum(words_t, 0, 3, 1),
         }
         for name, call in calls.items():
             start = time.perf_counter()
@@ -360,6 +366,7 @@ def warm_up():
         return dict(COMPILE_SECONDS)
 
 
+@njit(cache=True, nogil=True)
 def chunk_size(n_words):
     """Codes per database chunk for codes of ``n_words`` words."""
     return max(_SUBCHUNK, _CHUNK_BYTES // (8 * n_words) // _SUBCHUNK * _SUBCHUNK)
@@ -419,7 +426,8 @@ def split_results(block_results):
     distances, indices = [], []
     for found_ind, found_dist, offsets in block_results:
         found_ind = found_ind.astype(np.intp, copy=False)
-        for i in range(len(offsets) - 1):
-            indices.append(found_ind[offsets[i] : offsets[i + 1]])
-            distances.append(found_dist[offsets[i] : offsets[i + 1]])
+        bounds = offsets.tolist()  # plain slicing beats np.split ~8x here
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            indices.append(found_ind[start:stop])
+            distances.append(found_dist[start:stop])
     return distances, indices

@@ -289,6 +289,35 @@ def markdown(rows, columns):
     return "\n".join(lines)
 
 
+def headline(knn_rows, radius_rows):
+    """The issue's two bars, read off this run's rows."""
+    lines = []
+    for row in knn_rows:
+        if row["engine"].startswith("skhash") and (
+            row["N"],
+            row["bits"],
+            row["k"],
+        ) == (1_000_000, 64, 100):
+            lines.append(
+                f"- kNN, 1M x 64 bits, k=100, {row['threads']} thread(s): "
+                f"{row['queries/s']:,.0f} queries/s, {row['ns/pair']:.3f} ns/pair, "
+                f"{row['x FAISS']:.2f}x FAISS IndexBinaryFlat, "
+                f"{row['x popcount limit']:.2f}x the popcount-only loop's time."
+            )
+    for row in radius_rows:
+        if row["engine"].startswith("skhash") and (
+            row["N"],
+            row["bits"],
+            row["radius"],
+        ) == (10_000_000, 64, 2):
+            lines.append(
+                f"- Radius 2, 10M x 64 bits, {row['threads']} thread(s): "
+                f"{row['engine']} {row['queries/s']:,.0f} queries/s, "
+                f"{row['x best FAISS']:.2f}x the fastest exact FAISS index."
+            )
+    return "\n".join(lines) or "(not in this run's grid)"
+
+
 def machine():
     model = "unknown CPU"
     with open("/proc/cpuinfo") as cpuinfo:
@@ -368,6 +397,10 @@ better). x popcount limit: the kernel's time per pair over that of a numba loop
 that only sums the popcounts of the same database words on the same threads
 (each L1-sized chunk summed 8 times, so that it times the popcount units, not
 memory).
+
+## Headline numbers
+
+{headline(knn_rows, radius_rows)}
 
 ## k nearest neighbours
 

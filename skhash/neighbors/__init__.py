@@ -18,7 +18,8 @@ def warm_up():
         Seconds each kernel took to compile or load, the first time in this
         process.
     """
-    from . import _multi_index, _numba_kernels
+    from . import _multi_index, _numba_kernels, _numba_radius
 
     _numba_kernels.warm_up()
+    _numba_radius.warm_up()
     return _multi_index.warm_up()

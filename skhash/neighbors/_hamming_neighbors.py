@@ -3,7 +3,7 @@
 from numbers import Integral
 
 import numpy as np
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import effective_n_jobs
 from scipy.sparse import csr_matrix
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -11,8 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._supervision import check_labels
 from ..codes import as_words
-from . import _backends
-from ._brute import distance_block, query_batches, stable_top_k
+from . import _backends, _brute
 
 __all__ = ["HammingNeighbors"]
 
@@ -226,23 +225,6 @@ class HammingNeighbors(BaseEstimator):
         """Packed uint8 codes of query words (for the faiss and torch backends)."""
         return query_words.view(np.uint8)[:, : self._fit_X.shape[1]]
 
-    def _map_batches(self, function, query_words, exclude_self):
-        """Apply function(distances, rows) to every query batch, in order."""
-        batches = query_batches(len(query_words), self.n_samples_fit_)
-
-        def run(rows):
-            distances = distance_block(
-                query_words, self._fit_words, rows, exclude_self=exclude_self
-            )
-            return function(distances, rows)
-
-        if effective_n_jobs(self.n_jobs) == 1 or len(batches) == 1:
-            return [run(rows) for rows in batches]
-        # NumPy releases the GIL in the XOR / popcount / partition kernels.
-        return Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            delayed(run)(rows) for rows in batches
-        )
-
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
         """Find the k nearest codes of each query.
 
@@ -306,15 +288,9 @@ class HammingNeighbors(BaseEstimator):
             return self._derived_structure("torch").kneighbors(
                 self._query_codes(query_words), k, exclude_self=exclude_self
             )
-
-        def nearest(distances, rows):
-            indices = stable_top_k(distances, k)
-            return np.take_along_axis(distances, indices, axis=1), indices
-
-        results = self._map_batches(nearest, query_words, exclude_self)
-        distances = np.concatenate([d for d, _ in results]).astype(np.int32)
-        indices = np.concatenate([i for _, i in results]).astype(np.intp)
-        return distances, indices
+        return _brute.kneighbors(
+            query_words, self._fit_words, k, exclude_self=exclude_self, n_jobs=n_jobs
+        )
 
     def radius_neighbors(
         self, X=None, radius=None, return_distance=True, sort_results=False
@@ -374,9 +350,9 @@ class HammingNeighbors(BaseEstimator):
             index = self._derived_structure("multi_index")
             return index.radius_neighbors(query_words, radius, n_jobs=n_jobs, **options)
         if self.backend_ == "numba":
-            from . import _numba_kernels
+            from . import _numba_radius
 
-            return _numba_kernels.radius_neighbors(
+            return _numba_radius.radius_neighbors(
                 query_words,
                 self._derived_structure("words_t"),
                 radius,
@@ -395,22 +371,9 @@ class HammingNeighbors(BaseEstimator):
             return self._derived_structure("torch").radius_neighbors(
                 self._query_codes(query_words), radius, **options
             )
-
-        def within(distances, rows):
-            found = []
-            for row in distances:
-                indices = np.flatnonzero(row <= radius)
-                if by_dist:
-                    indices = indices[np.argsort(row[indices], kind="stable")]
-                found.append((row[indices].astype(np.int32), indices))
-            return found
-
-        found = [
-            pair
-            for batch in self._map_batches(within, query_words, exclude_self)
-            for pair in batch
-        ]
-        return [d for d, _ in found], [i for _, i in found]
+        return _brute.radius_neighbors(
+            query_words, self._fit_words, radius, n_jobs=n_jobs, **options
+        )
 
     def kneighbors_graph(self, X=None, n_neighbors=None, mode="connectivity"):
         """Sparse graph of the k nearest neighbours.

@@ -30,8 +30,8 @@ from ._numba_kernels import (
     _popcount,
     query_blocks,
     run_blocks,
-    split_results,
 )
+from ._numba_radius import split_results
 
 # Longest substring: its table has 2 ** bits buckets.
 _MAX_SUBSTRING_BITS = 28

@@ -1,4 +1,4 @@
-"""Compiled exact Hamming scans: k nearest neighbours and radius neighbours.
+"""Compiled exact Hamming scan for the k nearest neighbours, and shared helpers.
 
 The database is kept word-major (``database_t[w, j]`` is word ``w`` of code
 ``j``), so the innermost loops run over consecutive codes and compile to AVX2
@@ -6,21 +6,24 @@ popcounts. A block of queries walks the database in chunks small enough to stay
 in the L1 cache: each chunk loaded from memory serves every query of the block,
 which keeps the scan compute-bound at millions of codes.
 
-Selection never builds a distance matrix. Each query keeps a buffer of
-candidates (distance, index) in index order and a bound: only codes at distance
-``<= bound`` enter. When the buffer fills, a histogram of its distances (which
-are integers ``0..n_bits``) gives the smallest distance ``t`` with ``k``
-candidates at or below it; the buffer keeps those below ``t`` and the earliest
-ones at ``t``, and the bound drops to ``t - 1`` (a later code at distance ``t``
-has a larger index, so it can never win a tie). A final counting sort by
-distance, stable, orders the ``k`` survivors by (distance, index).
+Selection never builds a distance matrix. Distances are integers
+``0..n_bits``, so each query keeps a histogram of its candidates' distances
+and, from it, the exact k-th smallest distance ``t`` seen so far: once ``k``
+candidates are at or below ``t``, a later code at distance ``t`` has a larger
+index and loses every tie, so only codes at distance ``<= t - 1`` can still
+enter. That bound tightens after every accepted code, so after the first few
+thousand codes almost nothing passes it, and the scan is a vectorised count of
+the codes within the bound per run of 512, followed by a look at the rare runs
+that have some. Candidates sit in a buffer in index order; a full buffer
+drops those past ``t`` and all but the first ones at ``t``. A final stable
+counting sort by distance orders the ``k`` survivors by (distance, index).
 
 The kernels are serial and release the GIL; the callers run query blocks on a
 pool of ``n_jobs`` threads. That maps ``n_jobs`` exactly, leaves numba's global
 thread settings alone and is safe when several threads search at once.
 
-numba is imported here and nowhere else; this module is imported on first use
-only, so ``import skhash`` stays light. Kernels are compiled once and cached on
+numba is imported here and in ``_multi_index`` only, and those modules on first
+use only, so ``import skhash`` stays light. Kernels are compiled once and cached on
 disk (``cache=True``); :func:`warm_up` pays and reports that cost.
 """
 
@@ -222,95 +225,6 @@ def knn_block(query_words, database_t, k, exclude_self, q0, q1, chunk, dist, ind
 
 
 @njit(cache=True, nogil=True)
-def group_results(query_of, found_ind, found_dist, n_queries, n_distances, by_dist):
-    """Order flat (query, index, distance) triples by query, then by distance.
-
-    Both sorts are stable counting sorts, so the incoming order (index order
-    for the scans) is kept among equals. Returns indices, distances and the
-    offsets of each query's run.
-    """
-    n_found = len(query_of)
-    offsets = np.zeros(n_queries + 1, np.int64)
-    for t in range(n_found):
-        offsets[query_of[t] + 1] += 1
-    for i in range(n_queries):
-        offsets[i + 1] += offsets[i]
-    fill = offsets[:-1].copy()
-    order = np.empty(n_found, np.int64)
-    for t in range(n_found):
-        order[fill[query_of[t]]] = t
-        fill[query_of[t]] += 1
-    indices = np.empty(n_found, np.int64)
-    distances = np.empty(n_found, np.int32)
-    hist = np.zeros(n_distances + 1, np.int64)
-    for i in range(n_queries):
-        start, stop = offsets[i], offsets[i + 1]
-        if by_dist:
-            hist[:] = 0
-            for t in range(start, stop):
-                hist[found_dist[order[t]] + 1] += 1
-            for d in range(1, n_distances + 1):
-                hist[d] += hist[d - 1]
-            for t in range(start, stop):
-                d = found_dist[order[t]]
-                indices[start + hist[d]] = found_ind[order[t]]
-                distances[start + hist[d]] = d
-                hist[d] += 1
-        else:
-            for t in range(start, stop):
-                indices[t] = found_ind[order[t]]
-                distances[t] = found_dist[order[t]]
-    return indices, distances, offsets
-
-
-@njit(cache=True, nogil=True)
-def radius_block(query_words, database_t, radius, exclude_self, q0, q1, chunk, by_dist):
-    """Codes within ``radius`` of queries q0..q1 by a full scan.
-
-    Returns flat indices and distances grouped by query (index order, or
-    (distance, index) order with ``by_dist``) and the offsets of each query.
-    """
-    n_words, n_codes = database_t.shape
-    last = n_words - 1
-    size = 1024
-    query_of = np.empty(size, np.int32)
-    found_ind = np.empty(size, np.int64)
-    found_dist = np.empty(size, np.int32)
-    n = 0
-    acc = np.zeros(chunk, np.int64)
-    for c0 in range(0, n_codes, chunk):
-        c1 = min(c0 + chunk, n_codes)
-        for i in range(q1 - q0):
-            q = q0 + i
-            _chunk_distances(query_words, q, database_t, c0, c1, acc)
-            word = query_words[q, last]
-            for s0 in range(c0, c1, _SUBCHUNK):
-                s1 = min(s0 + _SUBCHUNK, c1)
-                hits = _count_within(
-                    query_words, q, database_t, acc, c0, s0, s1, radius
-                )
-                if hits == 0:
-                    continue
-                if n + hits > size:
-                    size = 2 * (n + hits)
-                    query_of = _grow(query_of, size)
-                    found_ind = _grow(found_ind, size)
-                    found_dist = _grow(found_dist, size)
-                for j in range(s0, s1):
-                    d = _popcount(database_t[last, j] ^ word)
-                    if n_words > 1:
-                        d += acc[j - c0]
-                    if d <= radius and not (exclude_self and j == q):
-                        query_of[n] = i
-                        found_ind[n] = j
-                        found_dist[n] = d
-                        n += 1
-    return group_results(
-        query_of[:n], found_ind[:n], found_dist[:n], q1 - q0, 64 * n_words, by_dist
-    )
-
-
-@njit(cache=True, nogil=True)
 def _grow(array, size):
     grown = np.empty(size, array.dtype)
     grown[: len(array)] = array
@@ -338,15 +252,16 @@ def popcount_sum(database_t, start, stop, repeats):
 
 
 def warm_up():
-    """Compile (or load from numba's disk cache) every kernel, once per process.
+    """Compile (or load from numba's disk cache) the kNN scan, once per process.
 
     Returns
     -------
     seconds : dict
-        Seconds spent per kernel the first time; later calls return the same.
+        Seconds spent per kernel the first time (all modules' kernels warmed
+        up so far); later calls return the same.
     """
     with _compile_lock:
-        if COMPILE_SECONDS:
+        if "knn_block" in COMPILE_SECONDS:
             return dict(COMPILE_SECONDS)
         words = np.zeros((3, 2), np.uint64)
         words_t = np.ascontiguousarray(words.T)
@@ -354,9 +269,6 @@ def warm_up():
         ind = np.empty((3, 1), np.int64)
         calls = {
             "knn_block": lambda: knn_block(words, words_t, 1, True, 0, 3, 8, dist, ind),
-            "radius_block": lambda: radius_block(
-                words, words_t, 1, True, 0, 3, 8, True
-            ),
             "popcount_sum": lambda: popcount_sum(words_t, 0, 3, 1),
         }
         for name, call in calls.items():
@@ -416,30 +328,3 @@ def kneighbors(query_words, database_t, k, *, exclude_self, n_jobs):
 
     run_blocks(search, query_blocks(n_queries, n_jobs, 12 * capacity), n_jobs)
     return dist, ind.astype(np.intp, copy=False)
-
-
-def radius_neighbors(query_words, database_t, radius, *, exclude_self, n_jobs, by_dist):
-    """Exact radius neighbours by a full scan: per-query arrays of the results."""
-    warm_up()
-    query_words = np.ascontiguousarray(query_words)
-    chunk = chunk_size(database_t.shape[0])
-
-    def search(q0, q1):
-        return radius_block(
-            query_words, database_t, radius, exclude_self, q0, q1, chunk, by_dist
-        )
-
-    blocks = query_blocks(len(query_words), n_jobs)
-    return split_results(run_blocks(search, blocks, n_jobs))
-
-
-def split_results(block_results):
-    """Per-query (distances, indices) lists from blocks' flat results."""
-    distances, indices = [], []
-    for found_ind, found_dist, offsets in block_results:
-        found_ind = found_ind.astype(np.intp, copy=False)
-        bounds = offsets.tolist()  # plain slicing beats np.split ~8x here
-        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-            indices.append(found_ind[start:stop])
-            distances.append(found_dist[start:stop])
-    return distances, indices

@@ -86,9 +86,12 @@ def test_every_public_estimator_is_exported_at_top_level():
         assert name in skhash.__all__
 
 
-def test_import_skhash_does_not_import_torch():
+@pytest.mark.parametrize("heavy", ["torch", "numba", "faiss"])
+def test_import_skhash_does_not_import_heavy_libraries(heavy):
     import subprocess
     import sys
 
-    code = "import sys, skhash; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        f"import sys, skhash; assert {heavy!r} not in sys.modules, '{heavy} imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -2,4 +2,24 @@
 
 from ._hamming_neighbors import HammingNeighbors
 
-__all__ = ["HammingNeighbors"]
+__all__ = ["HammingNeighbors", "warm_up"]
+
+
+def warm_up():
+    """Compile the search kernels now (or load them from numba's disk cache).
+
+    The kernels otherwise compile on the first search; ``import skhash`` never
+    compiles nor imports numba. Compiled code is cached on disk, so the cost is
+    paid once per installation, and loading it once per process.
+
+    Returns
+    -------
+    seconds : dict
+        Seconds each kernel took to compile or load, the first time in this
+        process.
+    """
+    from . import _multi_index, _numba_kernels, _numba_radius
+
+    _numba_kernels.warm_up()
+    _numba_radius.warm_up()
+    return _multi_index.warm_up()

@@ -1,11 +1,13 @@
-"""Exact brute-force search blocks shared by HammingNeighbors and the metrics.
+"""Exact brute-force search in NumPy: HammingNeighbors' reference backend.
 
-Queries are processed in batches whose distance block holds at most
-``_BATCH_ELEMENTS`` entries, so memory stays bounded whatever the number of
-queries and database codes.
+The simple implementation that every faster backend is tested against, and
+the blocks the metrics share. Queries are processed in batches whose distance
+block holds at most ``_BATCH_ELEMENTS`` entries, so memory stays bounded
+whatever the number of queries and database codes.
 """
 
 import numpy as np
+from joblib import Parallel, delayed
 
 from ..codes import distances_from_words
 
@@ -50,3 +52,53 @@ def stable_top_k(distances, k):
     part = np.argpartition(keys, k - 1, axis=1)[:, :k]
     order = np.argsort(np.take_along_axis(keys, part, axis=1), axis=1)
     return np.take_along_axis(part, order, axis=1)
+
+
+def _map_batches(function, query_words, database_words, exclude_self, n_jobs):
+    """Apply function(distances) to every query batch, in order."""
+    batches = query_batches(len(query_words), len(database_words))
+
+    def run(rows):
+        distances = distance_block(
+            query_words, database_words, rows, exclude_self=exclude_self
+        )
+        return function(distances)
+
+    if n_jobs == 1 or len(batches) == 1:
+        return [run(rows) for rows in batches]
+    # NumPy releases the GIL in the XOR / popcount / partition kernels.
+    return Parallel(n_jobs=n_jobs, prefer="threads")(
+        delayed(run)(rows) for rows in batches
+    )
+
+
+def kneighbors(query_words, database_words, k, *, exclude_self, n_jobs):
+    """k nearest codes by (distance, index): (distances int32, indices intp)."""
+
+    def nearest(distances):
+        indices = stable_top_k(distances, k)
+        return np.take_along_axis(distances, indices, axis=1), indices
+
+    results = _map_batches(nearest, query_words, database_words, exclude_self, n_jobs)
+    distances = np.concatenate([d for d, _ in results]).astype(np.int32)
+    indices = np.concatenate([i for _, i in results]).astype(np.intp)
+    return distances, indices
+
+
+def radius_neighbors(
+    query_words, database_words, radius, *, exclude_self, n_jobs, by_dist
+):
+    """Per-query lists (distances, indices) of the codes within radius."""
+
+    def within(distances):
+        found = []
+        for row in distances:
+            indices = np.flatnonzero(row <= radius)
+            if by_dist:
+                indices = indices[np.argsort(row[indices], kind="stable")]
+            found.append((row[indices].astype(np.int32), indices))
+        return found
+
+    batches = _map_batches(within, query_words, database_words, exclude_self, n_jobs)
+    found = [pair for batch in batches for pair in batch]
+    return [d for d, _ in found], [i for _, i in found]

@@ -3,15 +3,15 @@
 from numbers import Integral
 
 import numpy as np
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import effective_n_jobs
 from scipy.sparse import csr_matrix
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._supervision import check_labels
 from ..codes import as_words
-from ._brute import distance_block, query_batches, stable_top_k
+from . import _backends, _brute
 
 __all__ = ["HammingNeighbors"]
 
@@ -34,6 +34,24 @@ class HammingNeighbors(BaseEstimator):
         Number of neighbours of :meth:`kneighbors` and :meth:`predict`.
     radius : int, default=2
         Hamming radius of :meth:`radius_neighbors` (distances ``<= radius``).
+    algorithm : {"auto", "brute", "multi_index"}, default="auto"
+        Radius search method. ``"brute"`` scans the whole database with the
+        backend. ``"multi_index"`` probes multi-index hash tables (compiled,
+        on the CPU, whatever the backend) and checks only the codes they
+        return; it is exact, and much faster than a scan for small radii.
+        ``"auto"`` uses multi-index hashing with the ``"numba"`` backend when
+        its estimated cost is below a scan's (see Notes), else ``"brute"``.
+        k-nearest-neighbour search always scans.
+    backend : {"auto", "numba", "numpy", "faiss", "torch"}, default="auto"
+        Search engine, all exact with the same results. ``"numba"``: compiled
+        popcount scans (the fastest on CPUs). ``"numpy"``: the simple
+        reference implementation. ``"faiss"``: FAISS ``IndexBinaryFlat`` (needs
+        ``faiss-cpu``, the ``skhash[faiss]`` extra). ``"torch"``: matrix
+        products on ``device``, for GPUs. ``"auto"`` means ``"numba"``, or
+        ``"torch"`` when ``device="cuda"``.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Device of the ``"torch"`` backend; ``"auto"`` is CUDA when available.
+        ``"cuda"`` with another backend, or without a GPU, is an error.
     n_jobs : int, default=None
         Threads searching query batches in parallel. ``None`` means 1 unless in
         a :obj:`joblib.parallel_backend` context; ``-1`` means all processors.
@@ -47,6 +65,10 @@ class HammingNeighbors(BaseEstimator):
         Number of codes in the database.
     classes_ : ndarray of shape (n_classes,)
         Class labels, when fitted with 1-D ``y``.
+    backend_ : str
+        The backend in use: ``"numba"``, ``"numpy"``, ``"faiss"`` or ``"torch"``.
+    device_ : str
+        The device of the search: ``"cpu"`` or ``"cuda"``.
 
     See Also
     --------
@@ -59,8 +81,30 @@ class HammingNeighbors(BaseEstimator):
     :func:`skhash.codes.pack_codes`. Arrays of 0/1 bits are rejected rather than
     being read as bytes.
 
-    The search scans the database for each batch of queries and keeps memory
-    bounded: no queries x database matrix is built for large inputs.
+    The search keeps memory bounded: no queries x database matrix is built.
+    The ``"numba"`` kernels select each query's neighbours during the scan
+    (distances are integers ``0..n_bits``, so a histogram of a small
+    candidate buffer bounds what can still enter), compile on first use
+    (cached on disk by numba, never at import; see
+    :func:`skhash.neighbors.warm_up`) and run ``n_jobs`` threads.
+
+    Multi-index hashing [1]_ cuts the ``8 * n_bytes`` bits into ``m``
+    substrings of about ``log2(n_samples_fit)`` bits, each indexing a hash
+    table; by pigeonhole, a code within radius ``r = m * r' + a`` differs from
+    the query by at most ``r'`` bits on one of ``a + 1`` substrings or by at
+    most ``r' - 1`` on another, so probing those buckets finds every
+    neighbour. Tables are built on first use and kept (not pickled). The
+    ``"auto"`` rule counts cost in scanned words: a scan reads
+    ``n_samples_fit * n_words``; multi-index pays 64 per bucket probe and per
+    candidate plus the candidate's words, with the candidates per probe
+    estimated from the first table's bucket sizes (``sum(size ** 2) /
+    n_samples_fit``, so clustered codes count as the expensive case they
+    are). It picks multi-index when that is below the scan.
+
+    References
+    ----------
+    .. [1] M. Norouzi, A. Punjani and D. J. Fleet, "Fast search in Hamming
+       space with multi-index hashing", CVPR 2012.
 
     Examples
     --------
@@ -75,12 +119,27 @@ class HammingNeighbors(BaseEstimator):
     _parameter_constraints: dict = {
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "radius": [Interval(Integral, 0, None, closed="left")],
+        "algorithm": [StrOptions({"auto", "brute", "multi_index"})],
+        "backend": [StrOptions({"auto", "numba", "numpy", "faiss", "torch"})],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
         "n_jobs": [Integral, None],
     }
 
-    def __init__(self, n_neighbors=5, radius=2, *, n_jobs=None):
+    def __init__(
+        self,
+        n_neighbors=5,
+        radius=2,
+        *,
+        algorithm="auto",
+        backend="auto",
+        device="auto",
+        n_jobs=None,
+    ):
         self.n_neighbors = n_neighbors
         self.radius = radius
+        self.algorithm = algorithm
+        self.backend = backend
+        self.device = device
         self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -99,9 +158,13 @@ class HammingNeighbors(BaseEstimator):
         self : HammingNeighbors
             The fitted estimator.
         """
+        self.backend_, self.device_ = _backends.resolve(self.backend, self.device)
         self._fit_X = self._validate_codes(X, reset=True)
         self.n_samples_fit_ = len(self._fit_X)
         self._fit_words = as_words(self._fit_X)
+        # Structures derived from _fit_X on first use (word-major database,
+        # FAISS index, torch tensors, multi-index tables); never pickled.
+        self._derived = {}
         self._fit_y = None
         if y is not None:
             y = check_labels(y)
@@ -142,22 +205,25 @@ class HammingNeighbors(BaseEstimator):
             return self._fit_words, True
         return as_words(self._validate_codes(X, reset=False)), False
 
-    def _map_batches(self, function, query_words, exclude_self):
-        """Apply function(distances, rows) to every query batch, in order."""
-        batches = query_batches(len(query_words), self.n_samples_fit_)
+    def _derived_structure(self, name):
+        """A search structure built from the database on first use, then kept."""
+        if name not in self._derived:
+            if name == "words_t":
+                built = np.ascontiguousarray(self._fit_words.T)
+            elif name == "faiss":
+                built = _backends.faiss_index(self._fit_X)
+            elif name == "torch":
+                built = _backends.TorchDatabase(self._fit_X, self.device_)
+            else:
+                from ._multi_index import MultiIndex
 
-        def run(rows):
-            distances = distance_block(
-                query_words, self._fit_words, rows, exclude_self=exclude_self
-            )
-            return function(distances, rows)
+                built = MultiIndex(self._fit_words, self._fit_X.shape[1])
+            self._derived[name] = built
+        return self._derived[name]
 
-        if effective_n_jobs(self.n_jobs) == 1 or len(batches) == 1:
-            return [run(rows) for rows in batches]
-        # NumPy releases the GIL in the XOR / popcount / partition kernels.
-        return Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            delayed(run)(rows) for rows in batches
-        )
+    def _query_codes(self, query_words):
+        """Packed uint8 codes of query words (for the faiss and torch backends)."""
+        return query_words.view(np.uint8)[:, : self._fit_X.shape[1]]
 
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
         """Find the k nearest codes of each query.
@@ -195,14 +261,36 @@ class HammingNeighbors(BaseEstimator):
                 f"n_samples = {len(query_words)}"
             )
 
-        def nearest(distances, rows):
-            indices = stable_top_k(distances, n_neighbors)
-            return np.take_along_axis(distances, indices, axis=1), indices
-
-        results = self._map_batches(nearest, query_words, query_is_train)
-        distances = np.concatenate([d for d, _ in results]).astype(np.int32)
-        indices = np.concatenate([i for _, i in results]).astype(np.intp)
+        distances, indices = self._kneighbors(query_words, n_neighbors, query_is_train)
         return (distances, indices) if return_distance else indices
+
+    def _kneighbors(self, query_words, k, exclude_self):
+        n_jobs = effective_n_jobs(self.n_jobs)
+        if self.backend_ == "numba":
+            from . import _numba_kernels
+
+            return _numba_kernels.kneighbors(
+                query_words,
+                self._derived_structure("words_t"),
+                k,
+                exclude_self=exclude_self,
+                n_jobs=n_jobs,
+            )
+        if self.backend_ == "faiss":
+            return _backends.faiss_kneighbors(
+                self._derived_structure("faiss"),
+                self._query_codes(query_words),
+                k,
+                exclude_self=exclude_self,
+                n_jobs=n_jobs,
+            )
+        if self.backend_ == "torch":
+            return self._derived_structure("torch").kneighbors(
+                self._query_codes(query_words), k, exclude_self=exclude_self
+            )
+        return _brute.kneighbors(
+            query_words, self._fit_words, k, exclude_self=exclude_self, n_jobs=n_jobs
+        )
 
     def radius_neighbors(
         self, X=None, radius=None, return_distance=True, sort_results=False
@@ -236,24 +324,56 @@ class HammingNeighbors(BaseEstimator):
         if sort_results and not return_distance:
             raise ValueError("return_distance must be True if sort_results is True.")
 
-        def within(distances, rows):
-            found = []
-            for row in distances:
-                indices = np.flatnonzero(row <= radius)
-                if sort_results:
-                    indices = indices[np.argsort(row[indices], kind="stable")]
-                found.append((row[indices].astype(np.int32), indices))
-            return found
-
-        found = [
-            pair
-            for batch in self._map_batches(within, query_words, query_is_train)
-            for pair in batch
-        ]
-        indices = _object_array([i for _, i in found])
+        distances, indices = self._radius_neighbors(
+            query_words, radius, query_is_train, sort_results
+        )
+        indices = _object_array(indices)
         if not return_distance:
             return indices
-        return _object_array([d for d, _ in found]), indices
+        return _object_array(distances), indices
+
+    def _uses_multi_index(self, radius):
+        """Whether a radius search goes through the multi-index tables."""
+        if self.algorithm != "auto":
+            return self.algorithm == "multi_index"
+        if self.backend_ != "numba":
+            return False
+        from ._multi_index import use_multi_index
+
+        return use_multi_index(self._derived_structure("multi_index"), radius)
+
+    def _radius_neighbors(self, query_words, radius, exclude_self, by_dist):
+        """Per-query lists (distances, indices) of the codes within radius."""
+        n_jobs = effective_n_jobs(self.n_jobs)
+        options = {"exclude_self": exclude_self, "by_dist": by_dist}
+        if self._uses_multi_index(radius):
+            index = self._derived_structure("multi_index")
+            return index.radius_neighbors(query_words, radius, n_jobs=n_jobs, **options)
+        if self.backend_ == "numba":
+            from . import _numba_radius
+
+            return _numba_radius.radius_neighbors(
+                query_words,
+                self._derived_structure("words_t"),
+                radius,
+                n_jobs=n_jobs,
+                **options,
+            )
+        if self.backend_ == "faiss":
+            return _backends.faiss_radius_neighbors(
+                self._derived_structure("faiss"),
+                self._query_codes(query_words),
+                radius,
+                n_jobs=n_jobs,
+                **options,
+            )
+        if self.backend_ == "torch":
+            return self._derived_structure("torch").radius_neighbors(
+                self._query_codes(query_words), radius, **options
+            )
+        return _brute.radius_neighbors(
+            query_words, self._fit_words, radius, n_jobs=n_jobs, **options
+        )
 
     def kneighbors_graph(self, X=None, n_neighbors=None, mode="connectivity"):
         """Sparse graph of the k nearest neighbours.
@@ -379,9 +499,12 @@ class HammingNeighbors(BaseEstimator):
             )
 
     def __getstate__(self):
-        # The word view is derived from _fit_X; rebuild it rather than pickle it.
+        # Everything derived from _fit_X is rebuilt rather than pickled (FAISS
+        # indexes and CUDA tensors do not pickle portably anyway).
         state = dict(super().__getstate__())  # a copy: never mutate the live object
         state.pop("_fit_words", None)
+        if "_derived" in state:
+            state["_derived"] = {}
         return state
 
     def __setstate__(self, state):

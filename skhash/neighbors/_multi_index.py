@@ -1,0 +1,292 @@
+"""Exact radius search by multi-index hashing (Norouzi, Punjani & Fleet, 2012).
+
+The ``8 * n_bytes`` bits of a code (read as one little-endian integer, as
+:func:`skhash.codes.as_words` lays them out) are cut into ``m`` disjoint
+substrings of about ``log2(n_codes)`` bits each, and every substring indexes its
+own table of buckets. If two codes differ in at most ``r`` bits, write
+``r = m * r' + a`` with ``0 <= a < m``; by pigeonhole one of the first ``a + 1``
+substrings differs in at most ``r'`` bits, or one of the others in at most
+``r' - 1``. Probing those tables at those radii and checking each candidate's
+full distance finds every code within ``r`` and nothing else: the search is
+exact. A candidate found again in a later table is recognised by its substring
+distances and reported once. For small radii only ``r + 1`` tables are probed
+and each probe meets about one code, so the cost does not grow with the
+database as a scan's does.
+
+Tables are built on first use (a counting sort, linear in the database) and
+kept; see :func:`use_multi_index` for when the automatic choice prefers them.
+"""
+
+import math
+import time
+
+import numpy as np
+from numba import njit
+
+from ._numba_kernels import (
+    COMPILE_SECONDS,
+    _compile_lock,
+    _grow,
+    _popcount,
+    query_blocks,
+    run_blocks,
+)
+from ._numba_radius import split_results
+
+# Longest substring: its table has 2 ** bits buckets.
+_MAX_SUBSTRING_BITS = 28
+# Cost of one bucket probe or one candidate check, in scanned words (a random
+# memory access against a streamed, vectorised popcount).
+_RANDOM_ACCESS_COST = 64
+
+
+@njit(cache=True, nogil=True)
+def _key(words, row, start, length):
+    """Bits start..start+length of a code, as an integer."""
+    w, shift = start // 64, start % 64
+    key = words[row, w] >> np.uint64(shift)
+    if shift + length > 64:
+        key |= words[row, w + 1] << np.uint64(64 - shift)
+    return np.int64(key & np.uint64((1 << length) - 1))
+
+
+@njit(cache=True, nogil=True)
+def _build_table(words, start, length, offsets, ids):
+    """Bucket the codes by one substring: a stable counting sort into ids."""
+    offsets[:] = 0
+    n_codes = words.shape[0]
+    for j in range(n_codes):
+        offsets[_key(words, j, start, length) + 1] += 1
+    for b in range(1, len(offsets)):
+        offsets[b] += offsets[b - 1]
+    fill = offsets[:-1].copy()
+    for j in range(n_codes):
+        key = _key(words, j, start, length)
+        ids[fill[key]] = j
+        fill[key] += 1
+
+
+@njit(cache=True, nogil=True)
+def _sort_segment(indices, distances, start, stop, distance_weight):
+    """Sort start..stop by index, or by (distance, index) with a weight of n_codes.
+
+    Balls are usually small: insertion sort, without allocating, below 32.
+    """
+    if stop - start > 32:
+        keys = indices[start:stop] + distances[start:stop] * np.int64(distance_weight)
+        order = np.argsort(keys)
+        indices[start:stop] = indices[start:stop][order]
+        distances[start:stop] = distances[start:stop][order]
+        return
+    for t in range(start + 1, stop):
+        index, distance = indices[t], distances[t]
+        key = index + distance * np.int64(distance_weight)
+        u = t - 1
+        while (
+            u >= start and indices[u] + distances[u] * np.int64(distance_weight) > key
+        ):
+            indices[u + 1] = indices[u]
+            distances[u + 1] = distances[u]
+            u -= 1
+        indices[u + 1] = index
+        distances[u + 1] = distance
+
+
+@njit(cache=True, nogil=True)
+def _search_block(
+    query_words, words, starts, lengths, probe_radius, offsets, ids,
+    radius, exclude_self, q0, q1, by_dist,
+):  # fmt: skip
+    """Codes within radius of queries q0..q1: flat indices, distances, offsets."""
+    n_words = words.shape[1]
+    n_codes = words.shape[0]
+    n_tables = len(probe_radius)
+    size = 1024
+    query_of = np.empty(size, np.int32)
+    found_ind = np.empty(size, np.int64)
+    found_dist = np.empty(size, np.int32)
+    n = 0
+    query_keys = np.empty(n_tables, np.int64)
+    offsets_out = np.zeros(q1 - q0 + 1, np.int64)
+    for i in range(q1 - q0):
+        q = q0 + i
+        first = n
+        for u in range(n_tables):
+            query_keys[u] = _key(query_words, q, starts[u], lengths[u])
+        for u in range(n_tables):
+            for flips in range(probe_radius[u] + 1):
+                # Gosper's hack: every mask of `flips` bits among lengths[u].
+                mask = (1 << flips) - 1
+                while mask < (1 << lengths[u]):
+                    key = query_keys[u] ^ mask
+                    for t in range(offsets[u, key], offsets[u, key + 1]):
+                        c = ids[u, t]
+                        if exclude_self and c == q:
+                            continue
+                        seen = False
+                        for v in range(u):
+                            other = _key(words, c, starts[v], lengths[v])
+                            if (
+                                _popcount(np.uint64(other ^ query_keys[v]))
+                                <= (probe_radius[v])
+                            ):
+                                seen = True
+                                break
+                        if seen:
+                            continue
+                        d = 0
+                        for w in range(n_words):
+                            d += _popcount(words[c, w] ^ query_words[q, w])
+                        if d <= radius:
+                            if n == size:
+                                size *= 2
+                                query_of = _grow(query_of, size)
+                                found_ind = _grow(found_ind, size)
+                                found_dist = _grow(found_dist, size)
+                            query_of[n] = i
+                            found_ind[n] = c
+                            found_dist[n] = d
+                            n += 1
+                    if mask == 0:
+                        break
+                    low = mask & -mask
+                    ripple = mask + low
+                    mask = (((ripple ^ mask) >> 2) // low) | ripple
+        _sort_segment(found_ind, found_dist, first, n, n_codes if by_dist else 0)
+        offsets_out[i + 1] = n
+    return found_ind[:n], found_dist[:n], offsets_out
+
+
+def _layout(n_bytes, n_codes):
+    """(starts, lengths) of the substrings for codes of n_bytes bytes."""
+    n_bits = 8 * n_bytes
+    bits_per_table = max(1, min(_MAX_SUBSTRING_BITS, int(math.log2(max(2, n_codes)))))
+    n_tables = -(-n_bits // bits_per_table)
+    lengths = np.full(n_tables, n_bits // n_tables, np.int64)
+    lengths[: n_bits % n_tables] += 1
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return starts, lengths
+
+
+def probe_plan(radius, n_tables):
+    """Probe radius of each table that must be searched (pigeonhole, see above)."""
+    base, extra = divmod(radius, n_tables)
+    plan = [base] * (extra + 1) + [base - 1] * (n_tables - extra - 1)
+    return np.array([r for r in plan if r >= 0], np.int64)
+
+
+class MultiIndex:
+    """Multi-index hash tables over a database of codes, built lazily.
+
+    Holds only NumPy arrays, so it pickles; tables not yet needed cost nothing.
+
+    Parameters
+    ----------
+    words : ndarray of shape (n_codes, n_words), dtype uint64
+        The database as words (:func:`skhash.codes.as_words`).
+    n_bytes : int
+        Bytes per code (the words' padding bytes are not indexed).
+    """
+
+    def __init__(self, words, n_bytes):
+        if len(words) >= 2**31:
+            raise ValueError("multi-index hashing supports up to 2**31 - 1 codes.")
+        self.words = words
+        self.starts, self.lengths = _layout(n_bytes, len(words))
+        n_tables, n_buckets = len(self.lengths), 2 ** int(self.lengths.max())
+        # Rows are filled on first use; untouched rows are never paged in.
+        self.offsets = np.empty((n_tables, n_buckets + 1), np.int32)
+        self.ids = np.empty((n_tables, len(words)), np.int32)
+        self.built = np.zeros(n_tables, bool)
+        # Expected codes per bucket probe, from the first table (on first use).
+        self.per_probe = None
+
+    @property
+    def n_tables(self):
+        return len(self.lengths)
+
+    def _ensure_tables(self, n_tables):
+        if "multi_index" not in COMPILE_SECONDS:
+            warm_up()
+        for u in np.flatnonzero(~self.built[:n_tables]):
+            n_buckets = 2 ** int(self.lengths[u])
+            self.offsets[u, n_buckets + 1 :] = len(self.words)
+            _build_table(
+                self.words,
+                self.starts[u],
+                self.lengths[u],
+                self.offsets[u, : n_buckets + 1],
+                self.ids[u],
+            )
+            self.built[u] = True
+
+    def estimated_cost(self, radius):
+        """(multi-index cost, scan cost) of one query, in scanned words.
+
+        Candidates are estimated from the first table's buckets: a query like
+        the database codes meets ``sum(bucket_size ** 2) / n_codes`` codes per
+        probe, so skewed (clustered) codes count as the expensive case they are.
+        """
+        n_codes, n_words = self.words.shape
+        if self.per_probe is None:
+            self._ensure_tables(1)
+            sizes = np.diff(self.offsets[0, : 2 ** int(self.lengths[0]) + 1])
+            sizes = sizes.astype(np.float64)
+            self.per_probe = float(np.dot(sizes, sizes)) / max(1, n_codes)
+        per_probe = self.per_probe
+        probes = sum(
+            sum(math.comb(int(self.lengths[u]), t) for t in range(r + 1))
+            for u, r in enumerate(probe_plan(radius, self.n_tables))
+        )
+        cost = _RANDOM_ACCESS_COST * (probes + probes * per_probe) + probes * (
+            per_probe * n_words
+        )
+        return cost, float(n_codes * n_words)
+
+    def radius_neighbors(self, query_words, radius, *, exclude_self, n_jobs, by_dist):
+        """Per-query (distances, indices) lists of the codes within radius."""
+        plan = probe_plan(radius, self.n_tables)
+        self._ensure_tables(len(plan))
+        query_words = np.ascontiguousarray(query_words)
+
+        def search(q0, q1):
+            return _search_block(
+                query_words, self.words, self.starts, self.lengths, plan,
+                self.offsets, self.ids, radius, exclude_self, q0, q1, by_dist,
+            )  # fmt: skip
+
+        blocks = query_blocks(len(query_words), n_jobs)
+        return split_results(run_blocks(search, blocks, n_jobs))
+
+
+def use_multi_index(index, radius):
+    """The automatic rule: multi-index when its estimated cost is under a scan's.
+
+    Cost is counted in scanned words: a scan reads ``n_codes * n_words``; the
+    multi-index search pays ``64`` per bucket probe and per candidate (random
+    memory accesses) plus the candidate's words, with probes counted exactly
+    from the probe plan and candidates estimated from the bucket occupancy.
+    """
+    multi_index_cost, scan_cost = index.estimated_cost(radius)
+    return multi_index_cost < scan_cost
+
+
+def warm_up():
+    """Compile (or load from cache) the multi-index kernels, once per process."""
+    with _compile_lock:
+        if "multi_index" not in COMPILE_SECONDS:
+            start = time.perf_counter()
+            words = np.zeros((4, 1), np.uint64)
+            starts, lengths = _layout(1, 4)
+            offsets = np.empty((len(lengths), 2 ** int(lengths.max()) + 1), np.int32)
+            ids = np.empty((len(lengths), 4), np.int32)
+            for u in range(len(lengths)):
+                _build_table(words, starts[u], lengths[u], offsets[u], ids[u])
+            plan = probe_plan(1, len(lengths))
+            for by_dist in (False, True):
+                _search_block(
+                    words, words, starts, lengths, plan, offsets, ids,
+                    1, True, 0, 4, by_dist,
+                )  # fmt: skip
+            COMPILE_SECONDS["multi_index"] = time.perf_counter() - start
+    return dict(COMPILE_SECONDS)

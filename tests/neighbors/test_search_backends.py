@@ -1,0 +1,213 @@
+"""Every search backend and algorithm against the NumPy reference implementation."""
+
+import importlib.util
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from skhash import HammingNeighbors
+from skhash.codes import pack_codes
+from skhash.neighbors import warm_up
+
+HAS_FAISS = importlib.util.find_spec("faiss") is not None
+needs_faiss = pytest.mark.skipif(not HAS_FAISS, reason="faiss is not installed")
+
+
+def _has_cuda():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# (backend, algorithm, device) of every engine the reference is compared with.
+ENGINES = [
+    pytest.param(("numba", "brute", "auto"), id="numba"),
+    pytest.param(("numba", "multi_index", "auto"), id="numba-multi_index"),
+    pytest.param(("numba", "auto", "auto"), id="numba-auto"),
+    pytest.param(("faiss", "brute", "auto"), id="faiss", marks=needs_faiss),
+    pytest.param(("torch", "brute", "cpu"), id="torch-cpu"),
+    pytest.param(
+        ("torch", "brute", "cuda"),
+        id="torch-cuda",
+        marks=pytest.mark.skipif("not _has_cuda()", reason="no CUDA device"),
+    ),
+]
+
+
+def _codes(n, n_bits, seed, clustered=False):
+    rng = np.random.RandomState(seed)
+    if clustered:
+        # Few centres, sparse flips: long runs of equal distances and duplicates.
+        centres = rng.randint(2, size=(3, n_bits))
+        bits = centres[rng.randint(3, size=n)] ^ (rng.rand(n, n_bits) < 0.03)
+    else:
+        bits = rng.randint(2, size=(n, n_bits))
+    return pack_codes(bits)
+
+
+def _engine(engine, **params):
+    backend, algorithm, device = engine
+    return HammingNeighbors(
+        backend=backend, algorithm=algorithm, device=device, **params
+    )
+
+
+def _assert_same_radius(got, want):
+    for got_part, want_part in zip(got, want, strict=True):
+        assert len(got_part) == len(want_part)
+        for got_row, want_row in zip(got_part, want_part, strict=True):
+            np.testing.assert_array_equal(got_row, want_row)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("n_bits", [8, 13, 64, 100, 256, 1024])
+@pytest.mark.parametrize("clustered", [False, True])
+def test_engines_match_the_reference(engine, n_bits, clustered):
+    D = _codes(120, n_bits, seed=n_bits, clustered=clustered)
+    Q = np.concatenate([D[:4], _codes(11, n_bits, n_bits + 1, clustered)])
+    reference = HammingNeighbors(backend="numpy").fit(D)
+    for n_jobs in [1, 2]:
+        nn = _engine(engine, n_jobs=n_jobs).fit(D)
+        for X in [Q, None]:
+            for k in [1, 3, 119]:
+                got = nn.kneighbors(X, n_neighbors=k)
+                want = reference.kneighbors(X, n_neighbors=k)
+                for got_part, want_part in zip(got, want, strict=True):
+                    np.testing.assert_array_equal(got_part, want_part)
+                    assert got_part.dtype == want_part.dtype
+            for radius in [0, 1, 2, 3, 4]:
+                for sort_results in [False, True]:
+                    _assert_same_radius(
+                        nn.radius_neighbors(X, radius, sort_results=sort_results),
+                        reference.radius_neighbors(
+                            X, radius, sort_results=sort_results
+                        ),
+                    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_k_equal_to_the_database_and_duplicates(engine):
+    D = np.repeat(_codes(6, 20, seed=3), 5, axis=0)  # every code five times
+    reference = HammingNeighbors(backend="numpy").fit(D)
+    nn = _engine(engine, n_jobs=2).fit(D)
+    for X, k in [(D[::4], 30), (None, 29)]:
+        for got, want in zip(
+            nn.kneighbors(X, k), reference.kneighbors(X, k), strict=True
+        ):
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n_neighbors", [1, 5, 64, 300])
+@pytest.mark.parametrize("clustered", [False, True])
+def test_numba_candidate_buffer_refills_exactly(n_neighbors, clustered):
+    # Databases much larger than the candidate buffer (k + max(k, 256)) make
+    # the kernel shrink its buffer many times, with ties at the threshold.
+    D = _codes(4000, 24, seed=n_neighbors, clustered=clustered)
+    Q = _codes(70, 24, seed=1, clustered=clustered)
+    want = HammingNeighbors(backend="numpy").fit(D).kneighbors(Q, n_neighbors)
+    got = HammingNeighbors(backend="numba", n_jobs=2).fit(D).kneighbors(Q, n_neighbors)
+    for got_part, want_part in zip(got, want, strict=True):
+        np.testing.assert_array_equal(got_part, want_part)
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 5, 9])
+def test_multi_index_on_a_larger_database(radius):
+    D = _codes(20_000, 64, seed=4)
+    Q = np.concatenate([D[:20], _codes(20, 64, seed=5)])
+    Q[::3, 0] ^= 0b101  # near neighbours at distance 2
+    want = HammingNeighbors(backend="numpy").fit(D).radius_neighbors(Q, radius)
+    nn = HammingNeighbors(algorithm="multi_index", n_jobs=2).fit(D)
+    _assert_same_radius(nn.radius_neighbors(Q, radius), want)
+
+
+def test_auto_rule_picks_multi_index_for_small_radii_on_spread_codes():
+    spread = HammingNeighbors().fit(_codes(20_000, 64, seed=6))
+    assert spread._uses_multi_index(0) and spread._uses_multi_index(2)
+    assert not spread._uses_multi_index(20)
+    # All codes in three tight clusters: buckets are huge, a scan is cheaper.
+    clustered = HammingNeighbors().fit(_codes(20_000, 64, seed=6, clustered=True))
+    assert not clustered._uses_multi_index(2)
+    assert (
+        not HammingNeighbors(algorithm="brute")
+        .fit(D := _codes(99, 8, 7))
+        ._uses_multi_index(0)
+    )
+    assert HammingNeighbors(algorithm="multi_index").fit(D)._uses_multi_index(50)
+    assert not HammingNeighbors(backend="numpy").fit(D)._uses_multi_index(0)
+
+
+def test_numba_memory_stays_bounded_on_a_large_database():
+    # In a fresh process so that the peak RSS belongs to this search alone.
+    code = """
+import resource, numpy as np
+from skhash import HammingNeighbors
+from skhash.neighbors import warm_up
+warm_up()
+rng = np.random.default_rng(0)
+D = rng.integers(0, 256, size=(1_000_000, 8), dtype=np.uint8)
+nn = HammingNeighbors(n_neighbors=10, n_jobs=2).fit(D)
+nn.kneighbors(D[:8])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+distances, indices = nn.kneighbors(D[:2000])
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+assert (indices[:, 0] == np.arange(2000)).all() and (distances[:, 0] == 0).all()
+print((after - before) * 1024)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    # A 2,000 x 1,000,000 int32 distance matrix alone would be 8 GB.
+    assert int(result.stdout.split()[-1]) < 100e6
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_pickle_and_clone_each_backend(engine):
+    D = _codes(200, 40, seed=8)
+    nn = _engine(engine, n_neighbors=4, radius=3).fit(D, np.arange(200) % 3)
+    before = nn.kneighbors(D[:9]), nn.radius_neighbors(D[:9])  # builds indexes
+    restored = pickle.loads(pickle.dumps(nn))
+    assert restored._derived == {} and restored.backend_ == nn.backend_
+    for got, want in zip(restored.kneighbors(D[:9]), before[0], strict=True):
+        np.testing.assert_array_equal(got, want)
+    _assert_same_radius(restored.radius_neighbors(D[:9]), before[1])
+    np.testing.assert_array_equal(restored.predict(D[:9]), nn.predict(D[:9]))
+    fresh = clone(nn)
+    assert fresh.get_params() == nn.get_params() and not hasattr(fresh, "_fit_X")
+
+
+def test_faiss_index_is_not_pickled():
+    pytest.importorskip("faiss")
+    nn = HammingNeighbors(backend="faiss").fit(_codes(50, 16, seed=9))
+    nn.kneighbors()
+    assert "faiss" in nn._derived
+    assert b"IndexBinary" not in pickle.dumps(nn)
+
+
+def test_missing_faiss_and_cuda_are_clear_errors(monkeypatch):
+    D = _codes(10, 16, seed=10)
+    with pytest.raises(ValueError, match='needs backend="torch"'):
+        HammingNeighbors(backend="numba", device="cuda").fit(D)
+    if not _has_cuda():
+        with pytest.raises(ValueError, match="cuda.is_available"):
+            HammingNeighbors(device="cuda").fit(D)
+    monkeypatch.setitem(sys.modules, "faiss", None)  # as if not installed
+    with pytest.raises(ImportError, match="pip install faiss-cpu"):
+        HammingNeighbors(backend="faiss").fit(D)
+
+
+def test_backend_auto_resolves_and_torch_device_auto():
+    D = _codes(10, 16, seed=11)
+    assert HammingNeighbors().fit(D).backend_ == "numba"
+    nn = HammingNeighbors(backend="torch").fit(D)
+    assert nn.device_ == ("cuda" if _has_cuda() else "cpu")
+
+
+def test_warm_up_reports_compile_seconds():
+    seconds = warm_up()
+    assert {"knn_block", "radius_block", "multi_index"} <= set(seconds)
+    assert all(value >= 0 for value in seconds.values())
+    assert warm_up() == seconds  # paid once per process

@@ -115,7 +115,9 @@ fig.tight_layout()
 plt.show()
 
 # %%
-# All three scan the whole database for every query; their costs grow
-# linearly with its size. Sub-linear search (multi-index hashing, radius
-# search in a hash table) pays off for short radii on large databases; see
-# :ref:`neighbors` for what HammingNeighbors offers.
+# All three scan the whole database for every query, so their costs grow
+# linearly with its size; HammingNeighbors' compiled scan differs from a
+# generic one in how it selects the k nearest (a counting selection over the
+# integer distances, no heap, no distance matrix). Radius search with a small
+# radius need not scan at all: HammingNeighbors then probes multi-index hash
+# tables instead; see :ref:`neighbors`.

@@ -1,22 +1,27 @@
 """Compiled exact Hamming scan for the k nearest neighbours, and shared helpers.
 
 The database is kept word-major (``database_t[w, j]`` is word ``w`` of code
-``j``), so the innermost loops run over consecutive codes and compile to AVX2
-popcounts. A block of queries walks the database in chunks small enough to stay
-in the L1 cache: each chunk loaded from memory serves every query of the block,
-which keeps the scan compute-bound at millions of codes.
+``j``), so the innermost loops run over consecutive codes. A block of queries
+walks the database in chunks small enough to stay in the L1 cache: each chunk
+loaded from memory serves every query of the block, which keeps the scan
+compute-bound at millions of codes.
 
 Selection never builds a distance matrix. Distances are integers
 ``0..n_bits``, so each query keeps a histogram of its candidates' distances
 and, from it, the exact k-th smallest distance ``t`` seen so far: once ``k``
 candidates are at or below ``t``, a later code at distance ``t`` has a larger
 index and loses every tie, so only codes at distance ``<= t - 1`` can still
-enter. That bound tightens after every accepted code, so after the first few
-thousand codes almost nothing passes it, and the scan is a vectorised count of
-the codes within the bound per run of 512, followed by a look at the rare runs
-that have some. Candidates sit in a buffer in index order; a full buffer
-drops those past ``t`` and all but the first ones at ``t``. A final stable
-counting sort by distance orders the ``k`` survivors by (distance, index).
+enter. Each query starts from the first chunk taken as a batch (its
+histogram gives ``t`` at once); after that the bound lets almost nothing
+through, so the scan is a test per code and a rare entry. Codes of one word
+(up to 64 bits) are tested four queries per load by a scalar loop whose entry
+branch is marked unlikely; that beats a vectorised count on machines whose
+AVX2 has no popcount instruction. Wider codes are summed word by word with
+vectorised popcounts, the codes within the bound counted per run of 512 and
+only runs with some looked at one by one. Candidates sit in a buffer in index
+order; a full buffer drops those past ``t`` and all but the first ones at
+``t``. A final stable counting sort by distance orders the ``k`` survivors by
+(distance, index).
 
 The kernels are serial and release the GIL; the callers run query blocks on a
 pool of ``n_jobs`` threads. That maps ``n_jobs`` exactly, leaves numba's global
@@ -32,6 +37,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
@@ -57,6 +63,25 @@ def _popcount(typingctx, word):
 
     def codegen(context, builder, sig, args):
         return builder.ctpop(args[0])
+
+    return signature, codegen
+
+
+@intrinsic
+def _rarely(typingctx, condition):
+    """``condition``, marked unlikely so its branch is laid out of the loop.
+
+    Without the hint LLVM puts the rare code inline and jumps over it: a taken
+    branch per code, which caps the scan at one code per cycle.
+    """
+    signature = types.boolean(types.boolean)
+
+    def codegen(context, builder, sig, args):
+        bit = ir.IntType(1)
+        expect = builder.module.declare_intrinsic(
+            "llvm.expect", [bit], ir.FunctionType(bit, [bit, bit])
+        )
+        return builder.call(expect, [args[0], ir.Constant(bit, 0)])
 
     return signature, codegen
 
@@ -97,23 +122,17 @@ def _chunk_distances(query_words, q, database_t, start, stop, acc):
 @njit(cache=True, nogil=True)
 def _finish_within(query_words, q, database_t, acc, base, start, stop, bound):
     """Add the last word into acc[start - base : stop - base]; count <= bound."""
-    n_words = database_t.shape[0]
-    last = n_words - 1
+    last = database_t.shape[0] - 1
     word = query_words[q, last]
     row = database_t[last, start:stop]
     partial = acc[start - base : stop - base]
     # Counting the codes past the bound takes one vector op less than
     # counting those within it.
     past = 0
-    if n_words == 1:
-        # No store: the rare codes within the bound are recounted by the caller.
-        for j in range(stop - start):
-            past += _popcount(row[j] ^ word) > bound
-    else:
-        for j in range(stop - start):
-            d = partial[j] + _popcount(row[j] ^ word)
-            partial[j] = d
-            past += d > bound
+    for j in range(stop - start):
+        d = partial[j] + _popcount(row[j] ^ word)
+        partial[j] = d
+        past += d > bound
     return stop - start - past
 
 
@@ -135,6 +154,192 @@ def _count_within(query_words, q, database_t, acc, base, start, stop, bound):
     return stop - start - past
 
 
+# The kNN search state is one int64 row per query, so the rare call that
+# updates it passes one array, not seven. Columns: candidates held, the k-th
+# smallest distance among them (threshold), how many are at or below it, the
+# bound a code must meet to enter, the buffer's capacity, then the histogram
+# of the candidates' distances, their distances and their indices (capacity
+# columns each, in index order).
+_HELD, _THRESHOLD, _AT_MOST, _BOUND, _CAPACITY, _HIST = range(6)
+
+
+@njit(cache=True, nogil=True)
+def _new_state(n_queries, n_bits, capacity):
+    state = np.zeros((n_queries, _HIST + n_bits + 1 + 2 * capacity), np.int64)
+    state[:, _THRESHOLD] = n_bits
+    state[:, _BOUND] = n_bits
+    state[:, _CAPACITY] = capacity
+    return state
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _candidates(row):
+    """Views of a state row: distance histogram, distances, indices."""
+    capacity = row[_CAPACITY]
+    end = len(row)
+    return (
+        row[_HIST : end - 2 * capacity],
+        row[end - 2 * capacity : end - capacity],
+        row[end - capacity :],
+    )
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _offer(state, i, d, index, k, excluded):
+    """Make code ``index`` at distance ``d`` a candidate of query ``i``.
+
+    Code ``excluded`` (the query itself, or -1) is not offered. Returns the
+    bound a later code must meet.
+    """
+    row = state[i]
+    if index == excluded:
+        return row[_BOUND]
+    hist, cand_dist, cand_ind = _candidates(row)
+    n, t, le = row[_HELD], row[_THRESHOLD], row[_AT_MOST]
+    if n == len(cand_dist):
+        # Full (so le >= k): keep those below t and the first ones at t.
+        keep_at_t = k - le + hist[t]
+        n = _compact(cand_dist, cand_ind, n, t, keep_at_t)
+        hist[t] = keep_at_t
+        le = k
+    cand_dist[n] = d
+    cand_ind[n] = index
+    hist[d] += 1
+    le += 1  # d <= bound <= t
+    limit = row[_BOUND]
+    if le >= k:
+        # A later code at distance t loses the tie by index.
+        while le - hist[t] >= k:
+            le -= hist[t]
+            t -= 1
+        limit = t - 1
+    row[_HELD], row[_THRESHOLD], row[_AT_MOST], row[_BOUND] = n + 1, t, le, limit
+    return limit
+
+
+@njit(cache=True, nogil=True)
+def _seed(state, i, query_words, q, database_t, n_seed, k, excluded, acc):
+    """Start query i from codes 0..n_seed, leaving the state that offering
+    them one by one would, in three vectorisable or predictable passes.
+
+    Early in a scan most codes enter (the bound is loose), and each entry is
+    a mispredicted branch and an update: the first codes are better taken as
+    a batch, by their distance histogram.
+    """
+    acc[:n_seed] = 0
+    for w in range(database_t.shape[0]):
+        word = query_words[q, w]
+        row = database_t[w, :n_seed]
+        for j in range(n_seed):
+            acc[j] += _popcount(row[j] ^ word)
+    hist, cand_dist, cand_ind = _candidates(state[i])
+    for j in range(n_seed):
+        hist[acc[j]] += j != excluded
+    # The k-th smallest distance t and how many codes at t to keep, or every
+    # code when there are fewer than k.
+    t, le = 0, hist[0]
+    while le < k and t < len(hist) - 1:
+        t += 1
+        le += hist[t]
+    keep_at_t = hist[t] - max(0, le - k)
+    hist[t] = keep_at_t
+    hist[t + 1 :] = 0
+    le = min(le, k)
+    n = 0
+    for j in range(n_seed):
+        d = acc[j]
+        if d < t or (d == t and keep_at_t > 0):
+            if j != excluded:
+                keep_at_t -= d == t
+                cand_dist[n] = d
+                cand_ind[n] = j
+                n += 1
+    state[i, _HELD], state[i, _THRESHOLD], state[i, _AT_MOST] = n, t, le
+    state[i, _BOUND] = t - 1 if le >= k else len(hist) - 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _group_bound(state, g):
+    """The loosest bound among queries g..g+3 of the block."""
+    limit = -1
+    for i in range(g, min(g + 4, len(state))):
+        limit = max(limit, state[i, _BOUND])
+    return limit
+
+
+@njit(cache=True, nogil=True)
+def _offer_in_group(state, g, lane, d, index, k, exclude_self, q0):
+    """Offer a code that met the group's bound to query g + lane, if it meets
+    that query's own bound; returns the group's new bound."""
+    i = g + lane
+    if i < len(state) and d <= state[i, _BOUND]:
+        _offer(state, i, d, index, k, q0 + i if exclude_self else -1)
+    return _group_bound(state, g)
+
+
+@njit(cache=True, nogil=True)
+def _scan_one_word(query_words, row, c0, q0, g, k, exclude_self, state):
+    """Offer codes c0.. of ``row`` to queries g..g+3 of the block (1-word codes).
+
+    Four queries share each load of a database word and one bound, the
+    loosest of theirs, so that everything stays in registers. A code within it
+    (rare once the bounds have tightened) leaves the loop through a branch
+    marked unlikely. On AVX2 machines without a vector popcount this scalar
+    loop beats a vectorised count.
+    """
+    limit = _group_bound(state, g)
+    if limit < 0:
+        return  # each query has k codes at distance 0 already
+    last = min(g + 3, len(state) - 1)  # lanes past the block repeat the last
+    w0 = query_words[q0 + g, 0]
+    w1 = query_words[q0 + min(g + 1, last), 0]
+    w2 = query_words[q0 + min(g + 2, last), 0]
+    w3 = query_words[q0 + last, 0]
+    for j in range(len(row)):
+        x = row[j]
+        d = _popcount(x ^ w0)
+        if _rarely(d <= limit):
+            limit = _offer_in_group(state, g, 0, d, c0 + j, k, exclude_self, q0)
+        d = _popcount(x ^ w1)
+        if _rarely(d <= limit):
+            limit = _offer_in_group(state, g, 1, d, c0 + j, k, exclude_self, q0)
+        d = _popcount(x ^ w2)
+        if _rarely(d <= limit):
+            limit = _offer_in_group(state, g, 2, d, c0 + j, k, exclude_self, q0)
+        d = _popcount(x ^ w3)
+        if _rarely(d <= limit):
+            limit = _offer_in_group(state, g, 3, d, c0 + j, k, exclude_self, q0)
+
+
+@njit(cache=True, nogil=True)
+def _scan_words(query_words, database_t, c0, c1, q0, i, k, exclude_self, state, acc):
+    """Offer codes c0..c1 to query i of the block (codes of several words).
+
+    All words but the last are summed with vectorised popcounts into ``acc``;
+    the last word is added while counting the codes within the bound per run
+    of 512, and only runs with some are looked at one by one.
+    """
+    q = q0 + i
+    limit = state[i, _BOUND]
+    if limit < 0:
+        return
+    excluded = q if exclude_self else -1
+    _chunk_distances(query_words, q, database_t, c0, c1, acc)
+    for s0 in range(c0, c1, _SUBCHUNK):
+        s1 = min(s0 + _SUBCHUNK, c1)
+        hits = _finish_within(query_words, q, database_t, acc, c0, s0, s1, limit)
+        found = 0
+        for j in range(s0 - c0, s1 - c0):
+            if found == hits:
+                break
+            d = acc[j]
+            if d <= limit:
+                found += 1
+                limit = _offer(state, i, d, c0 + j, k, excluded)
+        if limit < 0:
+            return
+
+
 @njit(cache=True, nogil=True)
 def knn_block(query_words, database_t, k, exclude_self, q0, q1, chunk, dist, ind):
     """k nearest codes of queries q0..q1, written into rows q0..q1 of dist, ind.
@@ -144,84 +349,39 @@ def knn_block(query_words, database_t, k, exclude_self, q0, q1, chunk, dist, ind
     n_words, n_codes = database_t.shape
     n_queries = q1 - q0
     n_bits = 64 * n_words
-    capacity = min(k + max(k, 256), n_codes + 1)
-    cand_dist = np.empty((n_queries, capacity), np.int32)
-    cand_ind = np.empty((n_queries, capacity), np.int64)
-    count = np.zeros(n_queries, np.int64)
-    # Per query: histogram of the candidates' distances, the k-th smallest
-    # distance so far (threshold) and how many candidates are at or below it.
-    hists = np.zeros((n_queries, n_bits + 2), np.int32)
-    threshold = np.full(n_queries, n_bits, np.int64)
-    at_most = np.zeros(n_queries, np.int64)
-    bound = np.full(n_queries, n_bits, np.int64)
+    state = _new_state(n_queries, n_bits, min(k + max(k, 256), n_codes + 1))
     acc = np.zeros(chunk, np.int64)
-    for c0 in range(0, n_codes, chunk):
-        c1 = min(c0 + chunk, n_codes)
-        for i in range(n_queries):
-            limit = bound[i]
-            if limit < 0:
-                continue  # k codes at distance 0 already
-            q = q0 + i
-            _chunk_distances(query_words, q, database_t, c0, c1, acc)
-            for s0 in range(c0, c1, _SUBCHUNK):
-                s1 = min(s0 + _SUBCHUNK, c1)
-                hits = _finish_within(
-                    query_words, q, database_t, acc, c0, s0, s1, limit
-                )
-                if hits == 0:
-                    continue
-                n, t, le = count[i], threshold[i], at_most[i]
-                hist = hists[i]
-                found = 0
-                word = query_words[q, 0]
-                for j in range(s0 - c0, s1 - c0):
-                    if n_words == 1:
-                        d = _popcount(database_t[0, c0 + j] ^ word)
-                    else:
-                        d = acc[j]
-                    if d > limit:
-                        continue
-                    found += 1
-                    if not (exclude_self and c0 + j == q):
-                        if n == capacity:
-                            n = _compact(
-                                cand_dist[i], cand_ind[i], n, t, k - le + hist[t]
-                            )
-                            hist[t] = k - le + hist[t]
-                            le = k
-                        cand_dist[i, n] = d
-                        cand_ind[i, n] = c0 + j
-                        n += 1
-                        hist[d] += 1
-                        le += 1
-                        if le >= k:
-                            # A later code at distance t loses the tie by index.
-                            while le - hist[t] >= k:
-                                le -= hist[t]
-                                t -= 1
-                            limit = t - 1
-                            if limit < 0:
-                                break
-                    if found == hits:
-                        break
-                count[i], threshold[i], at_most[i], bound[i] = n, t, le, limit
-                if limit < 0:
-                    break
-    hist = np.zeros(n_bits + 2, np.int64)
-    # Stable counting sort by distance: candidates are in index order already.
+    n_seed = min(chunk, n_codes)
     for i in range(n_queries):
-        hist[:] = 0
-        for t in range(count[i]):
-            hist[cand_dist[i, t] + 1] += 1
-        for d in range(1, hist.shape[0]):
-            hist[d] += hist[d - 1]
-        for t in range(count[i]):
-            d = cand_dist[i, t]
-            position = hist[d]
-            hist[d] += 1
+        excluded = q0 + i if exclude_self else -1
+        _seed(state, i, query_words, q0 + i, database_t, n_seed, k, excluded, acc)
+    for c0 in range(n_seed, n_codes, chunk):
+        c1 = min(c0 + chunk, n_codes)
+        if n_words == 1:
+            row = database_t[0, c0:c1]
+            for g in range(0, n_queries, 4):
+                _scan_one_word(query_words, row, c0, q0, g, k, exclude_self, state)
+        else:
+            for i in range(n_queries):
+                _scan_words(
+                    query_words, database_t, c0, c1, q0, i, k, exclude_self, state, acc
+                )
+    # Stable counting sort by distance: candidates are in index order already.
+    start = np.zeros(n_bits + 2, np.int64)
+    for i in range(n_queries):
+        _, cand_dist, cand_ind = _candidates(state[i])
+        start[:] = 0
+        for t in range(state[i, _HELD]):
+            start[cand_dist[t] + 1] += 1
+        for d in range(1, n_bits + 2):
+            start[d] += start[d - 1]
+        for t in range(state[i, _HELD]):
+            d = cand_dist[t]
+            position = start[d]
+            start[d] += 1
             if position < k:
                 dist[q0 + i, position] = d
-                ind[q0 + i, position] = cand_ind[i, t]
+                ind[q0 + i, position] = cand_ind[t]
 
 
 @njit(cache=True, nogil=True)
@@ -249,6 +409,41 @@ def popcount_sum(database_t, start, stop, repeats):
                 for j in range(c1 - c0):
                     total += _popcount(row[j])
     return total
+
+
+@njit(cache=True, nogil=True)
+def popcount_compare(database_t, start, stop, repeats, bound):
+    """Codes start..stop within ``bound`` of four fixed words, by the loop of
+    the one-word kNN scan: the per-pair work of that scan, with no selection.
+
+    With a ``bound`` no code meets this times the four XOR, popcount and
+    compare per word; each L1-sized chunk is scanned ``repeats`` times.
+    Returns how many codes met the bound (found codes are noted in a small
+    ring, which keeps the branches as branches, as in the scan).
+    """
+    found = 0
+    noted = np.empty(64, np.int64)
+    row_all = database_t[0]
+    w0, w1, w2, w3 = row_all[0], row_all[1], row_all[2], row_all[3]
+    chunk = chunk_size(1)
+    for c0 in range(start, stop, chunk):
+        row = row_all[c0 : min(c0 + chunk, stop)]
+        for _ in range(repeats):
+            for j in range(len(row)):
+                x = row[j]
+                if _rarely(_popcount(x ^ w0) <= bound):
+                    noted[found & 63] = j
+                    found += 1
+                if _rarely(_popcount(x ^ w1) <= bound):
+                    noted[found & 63] = j
+                    found += 1
+                if _rarely(_popcount(x ^ w2) <= bound):
+                    noted[found & 63] = j
+                    found += 1
+                if _rarely(_popcount(x ^ w3) <= bound):
+                    noted[found & 63] = j
+                    found += 1
+    return found
 
 
 def warm_up():

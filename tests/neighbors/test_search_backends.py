@@ -114,6 +114,28 @@ def test_numba_candidate_buffer_refills_exactly(n_neighbors, clustered):
         np.testing.assert_array_equal(got_part, want_part)
 
 
+@pytest.mark.parametrize("n_bits", [8, 64, 100, 256])
+@pytest.mark.parametrize("clustered", [False, True])
+def test_numba_scan_past_the_first_chunk(n_bits, clustered):
+    # The first chunk of codes (512 to 2048 of them) seeds each query as a
+    # batch; the rest goes through the one-word scan (four queries per load,
+    # 35-query blocks leave lanes past the block) or the multi-word scan.
+    D = _codes(5000, n_bits, seed=n_bits + 20, clustered=clustered)
+    Q = np.concatenate([D[3000:3010], _codes(60, n_bits, n_bits + 21, clustered)])
+    reference = HammingNeighbors(backend="numpy").fit(D)
+    numba = HammingNeighbors(backend="numba", n_jobs=2).fit(D)
+    for n_neighbors in (1, 10, 257):
+        want = reference.kneighbors(Q, n_neighbors)
+        got = numba.kneighbors(Q, n_neighbors)
+        for got_part, want_part in zip(got, want, strict=True):
+            np.testing.assert_array_equal(got_part, want_part)
+    # X=None: each code's own row is left out, wherever it falls.
+    want = reference.kneighbors(None, 5)
+    got = numba.kneighbors(None, 5)
+    for got_part, want_part in zip(got, want, strict=True):
+        np.testing.assert_array_equal(got_part, want_part)
+
+
 @pytest.mark.parametrize("radius", [0, 1, 2, 5, 9])
 def test_multi_index_on_a_larger_database(radius):
     D = _codes(20_000, 64, seed=4)

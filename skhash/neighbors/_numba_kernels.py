@@ -32,6 +32,7 @@ use only, so ``import skhash`` stays light. Kernels are compiled once and cached
 disk (``cache=True``); :func:`warm_up` pays and reports that cost.
 """
 
+import itertools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -82,6 +83,30 @@ def _rarely(typingctx, condition):
             "llvm.expect", [bit], ir.FunctionType(bit, [bit, bit])
         )
         return builder.call(expect, [args[0], ir.Constant(bit, 0)])
+
+    return signature, codegen
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Ask for ``array.flat[index]`` to be brought into the cache (no effect
+    on results): random accesses issued together overlap their misses."""
+    signature = types.void(array, index)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        byte_pointer = ir.IntType(8).as_pointer()
+        int32 = ir.IntType(32)
+        prefetch = builder.module.declare_intrinsic(
+            "llvm.prefetch",
+            [byte_pointer],
+            ir.FunctionType(ir.VoidType(), [byte_pointer, int32, int32, int32]),
+        )
+        address = builder.bitcast(builder.gep(data, [args[1]]), byte_pointer)
+        # A read (0), kept in all cache levels (3), of data (1).
+        flags = [ir.Constant(int32, value) for value in (0, 3, 1)]
+        builder.call(prefetch, [address, *flags])
+        return context.get_dummy_value()
 
     return signature, codegen
 
@@ -479,9 +504,10 @@ def chunk_size(n_words):
     return max(_SUBCHUNK, _CHUNK_BYTES // (8 * n_words) // _SUBCHUNK * _SUBCHUNK)
 
 
-def query_blocks(n_queries, n_jobs, per_query_bytes=0):
-    """Query ranges: big enough to share the database scan, enough for n_jobs."""
-    size = min(_QUERY_BLOCK, -(-n_queries // max(1, n_jobs)))
+def query_blocks(n_queries, n_jobs, per_query_bytes=0, largest=_QUERY_BLOCK):
+    """Query ranges: big enough to share the database scan (at most
+    ``largest`` queries), enough for n_jobs."""
+    size = min(largest, -(-n_queries // max(1, n_jobs)))
     if per_query_bytes:
         size = min(size, _BUFFER_BYTES // per_query_bytes)
     size = max(1, size)
@@ -489,21 +515,42 @@ def query_blocks(n_queries, n_jobs, per_query_bytes=0):
 
 
 def run_blocks(function, blocks, n_jobs):
-    """function(q0, q1) for every block, on n_jobs threads; results in order."""
-    if n_jobs == 1 or len(blocks) == 1:
+    """function(q0, q1) for every block, on n_jobs threads; results in order.
+
+    The calling thread takes blocks too, beside ``n_jobs - 1`` pool threads:
+    handing work to a pool thread costs ~40 us here, more than a small
+    radius search of a whole block.
+    """
+    n_threads = min(n_jobs, len(blocks))
+    if n_threads == 1:
         return [function(q0, q1) for q0, q1 in blocks]
-    return list(_pool(n_jobs).map(lambda block: function(*block), blocks))
+    results = [None] * len(blocks)
+    next_block = itertools.count()  # next() on it is atomic under the GIL
+
+    def work():
+        for b in iter(next_block.__next__, None):
+            if b >= len(blocks):
+                return
+            results[b] = function(*blocks[b])
+
+    helpers = [_pool(n_jobs).submit(work) for _ in range(n_threads - 1)]
+    try:
+        work()
+    finally:
+        for helper in helpers:
+            helper.result()
+    return results
 
 
 _pools = {}
 
 
 def _pool(n_jobs):
-    """A thread pool per thread count, kept: starting threads costs ~0.1 ms."""
+    """Pool threads for n_jobs, kept: starting threads costs ~0.1 ms."""
     with _compile_lock:
         if n_jobs not in _pools:
             _pools[n_jobs] = ThreadPoolExecutor(
-                max_workers=n_jobs, thread_name_prefix="skhash-search"
+                max_workers=n_jobs - 1, thread_name_prefix="skhash-search"
             )
         return _pools[n_jobs]
 

@@ -146,6 +146,26 @@ def test_multi_index_on_a_larger_database(radius):
     _assert_same_radius(nn.radius_neighbors(Q, radius), want)
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_multi_index_results_outgrow_their_buffers(n_jobs):
+    # Every code 1500 times: one query finds more codes than the kernel's
+    # first buffers hold (4 per query + 1024), so it stops and resumes.
+    D = np.repeat(_codes(4, 64, seed=12), 1500, axis=0)
+    Q = np.concatenate([D[::1500], _codes(3, 64, seed=13)])
+    want = HammingNeighbors(backend="numpy").fit(D).radius_neighbors(Q, 40)
+    nn = HammingNeighbors(algorithm="multi_index", n_jobs=n_jobs).fit(D)
+    got = nn.radius_neighbors(Q, 40)
+    assert max(len(i) for i in want[1]) >= 1500
+    for got_part, want_part in zip(got, want, strict=True):
+        for g, w in zip(got_part, want_part, strict=True):
+            np.testing.assert_array_equal(g, w)
+    graph = nn.radius_neighbors_graph(Q, 40, mode="distance")
+    for i, (distances, indices) in enumerate(zip(*want, strict=True)):
+        row = graph.getrow(i)
+        np.testing.assert_array_equal(row.indices, indices)
+        np.testing.assert_array_equal(row.data, distances)
+
+
 def test_auto_rule_picks_multi_index_for_small_radii_on_spread_codes():
     spread = HammingNeighbors().fit(_codes(20_000, 64, seed=6))
     assert spread._uses_multi_index(0) and spread._uses_multi_index(2)

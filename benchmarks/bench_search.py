@@ -7,8 +7,9 @@ bits. Radius: ``HammingNeighbors`` with ``algorithm="auto"`` (multi-index
 hashing where its rule says so) against FAISS ``IndexBinaryMultiHash`` (every
 exact configuration of two shapes tried, the faster reported) and ``IndexBinaryFlat``'s
 ``range_search``. Codes are uniform random; queries are database codes with two
-bits flipped (so small balls are not empty) and, at radius, as many random
-codes.
+bits flipped (so small balls are not empty) and as many random codes. Radius
+search gets more queries than kNN (10,000), as a call takes milliseconds;
+scans time a prefix of them.
 
 Reported per configuration: queries/s, ns per query-code pair (wall time /
 (queries x codes), so lower is better and threads divide it), peak extra
@@ -46,6 +47,8 @@ import skhash
 from skhash import HammingNeighbors
 
 RESULTS = Path(__file__).parent / "results" / "search.md"
+# Query-code pairs a radius scan is timed on (about a second for FAISS's).
+SCAN_PAIRS = 2 * 10**9
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -89,15 +92,17 @@ def timed(function, repeats=2):
 
 
 def make_data(n_codes, n_bits, n_queries, seed=0):
+    """Database and queries; even queries are near codes, so any prefix is half."""
     rng = np.random.default_rng(seed)
     n_bytes = n_bits // 8
     database = rng.integers(0, 256, size=(n_codes, n_bytes), dtype=np.uint8)
-    near = database[rng.integers(0, n_codes, n_queries // 2)].copy()
+    queries = rng.integers(0, 256, size=(n_queries, n_bytes), dtype=np.uint8)
+    near = queries[::2]
+    near[:] = database[rng.integers(0, n_codes, len(near))]
     for _ in range(2):
         bit = rng.integers(0, n_bits, len(near))
         near[np.arange(len(near)), bit // 8] ^= (128 >> (bit % 8)).astype(np.uint8)
-    far = rng.integers(0, 256, size=(n_queries - len(near), n_bytes), dtype=np.uint8)
-    return database, np.concatenate([near, far])
+    return database, queries
 
 
 def popcount_limit_ns(words_t, n_jobs, n_codes):
@@ -212,9 +217,11 @@ def sklearn_row(database, queries, n_bits, k, n_jobs):
 
 def bench_radius(rows, database, queries, n_bits, radii, threads, faiss):
     n_codes, n_queries = len(database), len(queries)
-    pairs = n_codes * n_queries
-    results = {}  # (radius, threads) -> list of (engine, seconds, MiB, build)
-    expected = {}
+    # Scans (FAISS flat, skhash's brute algorithm) time a prefix of the
+    # queries, about SCAN_PAIRS query-code pairs; rates stay per query.
+    n_scan = min(n_queries, max(100, SCAN_PAIRS // n_codes))
+    results = {}  # (radius, threads) -> list of (engine, seconds, MiB, build, queries)
+    expected = {}  # (radius, number of queries) -> neighbours found
     built = {}
     for n_jobs in threads:
         nn = HammingNeighbors(n_jobs=n_jobs).fit(database)
@@ -225,20 +232,25 @@ def bench_radius(rows, database, queries, n_bits, radii, threads, faiss):
             nn.radius_neighbors(queries[:1], radius)
             build = time.perf_counter() - start
             built = dict(nn._derived)
+            used = queries if algorithm == "multi_index" else queries[:n_scan]
             seconds, memory, (_, found) = timed(
-                lambda nn=nn, radius=radius: nn.radius_neighbors(queries, radius)
-            )
-            expected[radius] = sum(len(i) for i in found)
-            graph_seconds, graph_memory, graph = timed(
-                lambda nn=nn, radius=radius: nn.radius_neighbors_graph(
-                    queries, radius, mode="distance"
+                lambda nn=nn, radius=radius, used=used: nn.radius_neighbors(
+                    used, radius
                 )
             )
-            assert graph.nnz == expected[radius]
+            graph_seconds, graph_memory, graph = timed(
+                lambda nn=nn, radius=radius, used=used: nn.radius_neighbors_graph(
+                    used, radius, mode="distance"
+                )
+            )
+            assert graph.nnz == sum(len(i) for i in found)
+            expected[radius, len(used)] = graph.nnz
+            expected[radius, n_scan] = graph.indptr[n_scan]
             results[radius, n_jobs] = [
-                (f"skhash auto ({algorithm})", seconds, memory, f"{build:.2f} s"),
-                ("skhash graph, CSR", graph_seconds, graph_memory, ""),
-            ]
+                (f"skhash auto ({algorithm})", seconds, memory, f"{build:.2f} s",
+                 len(used)),
+                ("skhash graph, CSR", graph_seconds, graph_memory, "", len(used)),
+            ]  # fmt: skip
     del built, nn
     flat = faiss.IndexBinaryFlat(n_bits)
     flat.add(database)
@@ -246,11 +258,13 @@ def bench_radius(rows, database, queries, n_bits, radii, threads, faiss):
         faiss.omp_set_num_threads(n_jobs)
         for radius in radii:
             seconds, memory, result = timed(
-                lambda radius=radius, flat=flat: flat.range_search(queries, radius + 1)
+                lambda radius=radius, flat=flat: flat.range_search(
+                    queries[:n_scan], radius + 1
+                )
             )
-            assert len(result[2]) == expected[radius], "FAISS flat differs"
+            assert len(result[2]) == expected[radius, n_scan], "FAISS flat differs"
             results[radius, n_jobs].append(
-                ("faiss IndexBinaryFlat", seconds, memory, "")
+                ("faiss IndexBinaryFlat", seconds, memory, "", n_scan)
             )
     del flat
     best = {}
@@ -268,17 +282,19 @@ def bench_radius(rows, database, queries, n_bits, radii, threads, faiss):
                         queries, radius + 1
                     )
                 )
-                assert len(result[2]) == expected[radius], "FAISS MultiHash differs"
+                assert len(result[2]) == expected[radius, n_queries], (
+                    "FAISS MultiHash differs"
+                )
                 name = f"faiss MultiHash({n_hash}x{bits}, nflip={index.nflip})"
-                entry = (name, seconds, memory, f"{add:.2f} s")
+                entry = (name, seconds, memory, f"{add:.2f} s", n_queries)
                 if (radius, n_jobs) not in best or seconds < best[radius, n_jobs][1]:
                     best[radius, n_jobs] = entry
         del index
     for (radius, n_jobs), engines in results.items():
         if (radius, n_jobs) in best:
             engines.append(best[radius, n_jobs])
-        fastest_faiss = min(e[1] for e in engines if e[0].startswith("faiss"))
-        for engine, seconds, memory, setup in engines:
+        fastest_faiss = min(e[1] / e[4] for e in engines if e[0].startswith("faiss"))
+        for engine, seconds, memory, setup, used in engines:
             rows.append(
                 {
                     "N": n_codes,
@@ -286,12 +302,13 @@ def bench_radius(rows, database, queries, n_bits, radii, threads, faiss):
                     "radius": radius,
                     "threads": n_jobs,
                     "engine": engine,
-                    "queries/s": n_queries / seconds,
-                    "ns/pair": seconds / pairs * 1e9,
-                    "found/query": expected[radius] / n_queries,
+                    "queries": used,
+                    "queries/s": used / seconds,
+                    "ns/pair": seconds / (used * n_codes) * 1e9,
+                    "found/query": expected[radius, n_scan] / n_scan,
                     "peak MiB": memory,
                     "build": setup,
-                    "x best FAISS": fastest_faiss / seconds,
+                    "x best FAISS": fastest_faiss / (seconds / used),
                 }
             )
             print(rows[-1], flush=True)
@@ -360,12 +377,14 @@ def main(argv=None):
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--queries-10m", type=int, default=200)
+    parser.add_argument("--radius-queries", type=int, default=10_000)
     parser.add_argument("--sklearn-max", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.bits, args.queries = "100000", "64", 200
+        args.radius_queries = 1000
     import faiss
     import numba
 
@@ -383,17 +402,20 @@ def main(argv=None):
         n_queries = args.queries if n_codes < 10_000_000 else args.queries_10m
         for n_bits in parse(args.bits):
             print(f"N={n_codes:,} bits={n_bits}", flush=True)
-            database, queries = make_data(n_codes, n_bits, n_queries)
-            bench_knn(knn_rows, database, queries, n_bits, parse(args.k), threads,
-                      args, faiss)  # fmt: skip
-            bench_radius(radius_rows, database, queries, n_bits, parse(args.radii),
-                         threads, faiss)  # fmt: skip
+            database, queries = make_data(
+                n_codes, n_bits, max(n_queries, args.radius_queries)
+            )
+            bench_knn(knn_rows, database, queries[:n_queries], n_bits, parse(args.k),
+                      threads, args, faiss)  # fmt: skip
+            bench_radius(radius_rows, database, queries[: args.radius_queries],
+                         n_bits, parse(args.radii), threads, faiss)  # fmt: skip
             del database, queries
     load_after = os.getloadavg()
     minutes = (time.time() - started) / 60
     knn_columns = ["N", "bits", "k", "threads", "engine", "queries/s", "ns/pair"]
     knn_columns += ["peak MiB", "x FAISS", "x popcount limit"]
-    radius_columns = ["N", "bits", "radius", "threads", "engine", "queries/s"]
+    radius_columns = ["N", "bits", "radius", "threads", "engine", "queries"]
+    radius_columns += ["queries/s"]
     radius_columns += ["ns/pair", "found/query", "peak MiB", "build", "x best FAISS"]
     compile_text = ", ".join(f"{k} {v:.2f} s" for k, v in compile_seconds.items())
     text = f"""# Exact Hamming search speed
@@ -410,8 +432,11 @@ NumPy {np.__version__}.
 Kernel compile or cache load, paid once per process (never at `import skhash`),
 {first_use:.2f} s in all: {compile_text}.
 
-Uniform random codes; {args.queries} queries ({args.queries_10m} at 10M codes), half
-of them database codes with two bits flipped. ns/pair = wall time / (queries x
+Uniform random codes; {args.queries} kNN queries ({args.queries_10m} at 10M codes)
+and {args.radius_queries} radius queries, every other one a database code with two
+bits flipped; radius searches that scan (FAISS flat, skhash's brute algorithm)
+are timed on the first {SCAN_PAIRS:.0e} / N of them (column "queries"), so
+that each call lasts about a second at most. ns/pair = wall time / (queries x
 codes). Peak MiB: resident memory sampled every millisecond during the call,
 above its level before the call. x FAISS: throughput over FAISS's (higher is
 better). x popcount limit: the kernel's time per pair over that of the faster
@@ -437,7 +462,8 @@ run with the two shapes (nhash tables of b bits) whose b is nearest log2(N), eac
 with the exact nflip = radius // nhash, and the faster is shown;
 x best FAISS is against the fastest FAISS row, flat or MultiHash. skhash is
 timed twice: `radius_neighbors` (scikit-learn's output, one array per query
-for indices and for distances: two NumPy views a query, ~0.4 us each here) and
+for indices and for distances: two NumPy views a query, ~0.3 us each here,
+queries with no neighbour sharing one empty array) and
 `radius_neighbors_graph(mode="distance")` (one CSR matrix: flat indices,
 distances and row pointers, the same content as FAISS's `range_search` result).
 

@@ -538,10 +538,15 @@ def _is_plain_codes(X, n_bytes):
 
 
 def _split(values, indptr):
-    """Object array of the runs ``values[indptr[i]:indptr[i + 1]]`` (views)."""
+    """Object array of the runs ``values[indptr[i]:indptr[i + 1]]`` (views).
+
+    Making a view costs ~0.3 us, as much as a small-radius search, and at
+    small radii many queries find nothing: those share one empty array.
+    """
+    out = np.empty(len(indptr) - 1, dtype=object)
+    out.fill(np.empty(0, values.dtype))
     bounds = indptr.tolist()  # plain slicing beats np.split ~8x here
-    out = np.empty(len(bounds) - 1, dtype=object)
-    for i in range(len(out)):
+    for i in np.flatnonzero(np.diff(indptr)).tolist():
         out[i] = values[bounds[i] : bounds[i + 1]]
     return out
 

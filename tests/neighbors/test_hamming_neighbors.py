@@ -73,7 +73,9 @@ def test_radius_neighbors_matches_brute_force(radius):
     distances, indices = nn.radius_neighbors(Q)
     sorted_distances, sorted_indices = nn.radius_neighbors(Q, sort_results=True)
     assert indices.dtype == object and len(indices) == len(Q)
+    assert any(len(row) == 0 for row in indices)  # rows with no neighbour too
     for q in range(len(Q)):
+        assert distances[q].dtype == np.int32 and indices[q].dtype == np.intp
         expected = np.flatnonzero(dist[q] <= radius)
         np.testing.assert_array_equal(indices[q], expected)
         np.testing.assert_array_equal(distances[q], dist[q, expected])

@@ -114,12 +114,13 @@ def test_numba_candidate_buffer_refills_exactly(n_neighbors, clustered):
         np.testing.assert_array_equal(got_part, want_part)
 
 
-@pytest.mark.parametrize("n_bits", [8, 64, 100, 256])
+@pytest.mark.parametrize("n_bits", [8, 64, 100, 192, 256, 512])
 @pytest.mark.parametrize("clustered", [False, True])
 def test_numba_scan_past_the_first_chunk(n_bits, clustered):
-    # The first chunk of codes (512 to 2048 of them) seeds each query as a
-    # batch; the rest goes through the one-word scan (four queries per load,
-    # 35-query blocks leave lanes past the block) or the multi-word scan.
+    # The first chunk of codes (256 to 2048 of them) seeds each query as a
+    # batch; the rest goes through the scans of one, two or four words (four
+    # queries per load, 35-query blocks leave lanes past the block) or the
+    # scan of any number of words (192 and 512 bits).
     D = _codes(5000, n_bits, seed=n_bits + 20, clustered=clustered)
     Q = np.concatenate([D[3000:3010], _codes(60, n_bits, n_bits + 21, clustered)])
     reference = HammingNeighbors(backend="numpy").fit(D)

@@ -365,7 +365,14 @@ def machine():
                 break
     flags = open("/proc/cpuinfo").read()
     simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
-    return f"{model}, {os.cpu_count()} cores, {simd}, {platform.python_version()}"
+    # The model name of a virtual machine may hide the core generation; LLVM's
+    # name for the host CPU (what numba compiles for) tells it.
+    from llvmlite.binding import get_host_cpu_name
+
+    return (
+        f"{model} (LLVM: {get_host_cpu_name()}), {os.cpu_count()} cores, {simd}, "
+        f"{platform.python_version()}"
+    )
 
 
 def main(argv=None):

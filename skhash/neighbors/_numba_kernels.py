@@ -19,10 +19,9 @@ by a scalar loop whose entry branch is marked unlikely; that beats a
 vectorised count on machines whose AVX2 has no popcount instruction. Codes of
 other widths are summed word by word with vectorised popcounts, the codes
 within the bound counted per run of 512 and only runs with some looked at one
-by one. Candidates sit in a buffer in index
-order; a full buffer drops those past ``t`` and all but the first ones at
-``t``. A final stable counting sort by distance orders the ``k`` survivors by
-(distance, index).
+by one. Candidates sit in a buffer in index order; a full buffer drops those
+past ``t`` and all but the first ones at ``t``. A final stable counting sort
+by distance orders the ``k`` survivors by (distance, index).
 
 The kernels are serial and release the GIL; the callers run query blocks on a
 pool of ``n_jobs`` threads. That maps ``n_jobs`` exactly, leaves numba's global

@@ -117,7 +117,7 @@ def test_numba_candidate_buffer_refills_exactly(n_neighbors, clustered):
 @pytest.mark.parametrize("n_bits", [8, 64, 100, 192, 256, 512])
 @pytest.mark.parametrize("clustered", [False, True])
 def test_numba_scan_past_the_first_chunk(n_bits, clustered):
-    # The first chunk of codes (256 to 2048 of them) seeds each query as a
+    # The first chunk of codes (512 to 2048 of them) seeds each query as a
     # batch; the rest goes through the scans of one, two or four words (four
     # queries per load, 35-query blocks leave lanes past the block) or the
     # scan of any number of words (192 and 512 bits).

@@ -5,7 +5,10 @@ Two samples are *similar* (relevant to each other) when they share at least one
 label: equal class labels, or a positive dot product of indicator rows.
 """
 
+import warnings
+
 import numpy as np
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples
 
@@ -34,6 +37,17 @@ def check_labels(y, *, name="y"):
             f"{name} holds sequences of labels; turn them into a 2-D indicator "
             "matrix first, e.g. with sklearn.preprocessing.MultiLabelBinarizer."
         )
+    if y.ndim == 2 and y.shape[1] == 1:
+        # As in scikit-learn: a column vector is class labels, not an indicator
+        # matrix of one label (under which the items without it would be
+        # similar to nothing).
+        warnings.warn(
+            f"A column-vector {name} was passed when a 1-D array was expected; "
+            "it is read as class labels. Pass y.ravel() to avoid this warning.",
+            DataConversionWarning,
+            stacklevel=3,
+        )
+        y = y.ravel()
     if y.ndim == 2:
         if not np.isin(y, (0, 1)).all():
             raise ValueError(

@@ -10,13 +10,19 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._supervision import check_supervision
-from .codes import pack_codes
+from .codes import n_bytes_for, pack_codes
+from .utils._param_validation import Interval
 
 __all__ = ["BaseHasher", "SupervisedHasherMixin"]
+
+# Longest code any hasher makes: 512-byte codes. Longer ones are almost always a
+# mistake, and some methods allocate in proportion to n_bits times the data.
+MAX_N_BITS = 4096
+# Projection values computed at once by transform (~32 MiB of float64).
+_TRANSFORM_BLOCK = 1 << 22
 
 
 class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
@@ -36,11 +42,13 @@ class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
     Parameters
     ----------
     n_bits : int, default=32
-        Length of the binary codes.
+        Length of the binary codes, at most 4096; some methods allow fewer on
+        a given training set (ITQ at most one bit per feature, for instance)
+        and say so before fitting.
     """
 
     _parameter_constraints: dict = {
-        "n_bits": [Interval(Integral, 1, None, closed="left")],
+        "n_bits": [Interval(Integral, 1, MAX_N_BITS, closed="both")],
     }
 
     # Hashers that need at least this many samples to fit (PCA, graphs) raise
@@ -76,6 +84,13 @@ class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
             dtype=[np.float64, np.float32],
             ensure_min_samples=self._min_samples,
         )
+        max_n_bits = self._max_n_bits(*X.shape)
+        if max_n_bits is not None and self.n_bits > max_n_bits:
+            raise ValueError(
+                f"n_bits={self.n_bits} is more than {type(self).__name__} can learn "
+                f"from {X.shape[0]} samples of {X.shape[1]} features: at most "
+                f"{max_n_bits}."
+            )
         required = self.__sklearn_tags__().target_tags.required
         if required or (self._optional_y and y is not None):
             y = check_supervision(y, n_samples=X.shape[0])
@@ -99,7 +114,22 @@ class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return pack_codes(self._project(X) >= 0)
+        # In row blocks: the projection is n_bits floats a row, the code n_bits/8
+        # bytes, so projecting everything at once would need 64x the output.
+        rows = max(1, _TRANSFORM_BLOCK // self.n_bits)
+        codes = np.empty((len(X), n_bytes_for(self.n_bits)), dtype=np.uint8)
+        for start in range(0, len(X), rows):
+            block = self._project(X[start : start + rows])
+            codes[start : start + rows] = pack_codes(block >= 0)
+        return codes
+
+    def _max_n_bits(self, n_samples, n_features):
+        """The most bits this method can learn from data of this shape.
+
+        ``None`` (the default) means no bound beyond ``MAX_N_BITS``. Checked by
+        :meth:`fit` before any work, so an impossible ``n_bits`` fails at once.
+        """
+        return None
 
     @abstractmethod
     def _fit(self, X, y):

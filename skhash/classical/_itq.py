@@ -5,11 +5,11 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.linalg import eigh
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
 from sklearn.utils.extmath import svd_flip
 
 from .._supervision import check_labels
 from ..base import BaseHasher, SupervisedHasherMixin
+from ..utils._param_validation import Interval
 
 
 def _top_directions(matrix, n_components, right=None):
@@ -119,12 +119,11 @@ class ITQHasher(BaseHasher):
         self.n_iter = n_iter
         self.random_state = random_state
 
+    def _max_n_bits(self, n_samples, n_features):
+        # One bit per principal (or canonical) direction.
+        return n_features
+
     def _fit(self, X, y):
-        if self.n_bits > X.shape[1]:
-            raise ValueError(
-                f"n_bits={self.n_bits} is larger than n_features={X.shape[1]}; "
-                f"{type(self).__name__} projects on at most n_features directions."
-            )
         X = X.astype(np.float64)
         self.mean_ = X.mean(axis=0)
         centred = X - self.mean_

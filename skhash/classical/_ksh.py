@@ -6,10 +6,10 @@ import numpy as np
 from scipy.linalg import eigh
 from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
 
 from .._supervision import relevance
 from ..base import BaseHasher, SupervisedHasherMixin
+from ..utils._param_validation import Interval
 
 # The reference doubles its Lipschitz estimate at most 50 times per iteration
 # before it gives up on the iteration and stops.
@@ -186,6 +186,11 @@ class KSHHasher(SupervisedHasherMixin, BaseHasher):
         "random_state": ["random_state"],
     }
     _min_samples = 2
+
+    def _max_n_bits(self, n_samples, n_features):
+        # Each bit is a direction in the kernel space of the anchors; the paper
+        # and its code always use more anchors than bits.
+        return min(self.n_anchors, n_samples)
 
     def __init__(
         self,

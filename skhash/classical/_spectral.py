@@ -22,17 +22,16 @@ def _select_modes(lengths, n_bits):
     """
     lengths = np.asarray(lengths, dtype=np.float64)
     max_modes = np.ceil((n_bits + 1) * lengths / lengths.max()).astype(int)
-    rows = [np.zeros(len(lengths), dtype=int)]
-    for direction, max_mode in enumerate(max_modes):
-        for m in range(1, max_mode):
-            row = np.zeros(len(lengths), dtype=int)
-            row[direction] = m
-            rows.append(row)
-    modes = np.array(rows)
-    eigenvalues = ((modes * np.pi / lengths) ** 2).sum(axis=1)
-    order = np.argsort(eigenvalues, kind="stable")
+    # Each candidate is one (direction, mode) pair; listing them as pairs rather
+    # than as rows of a dense table keeps memory linear in n_bits.
+    directions = np.repeat(np.arange(len(lengths)), max_modes - 1)
+    numbers = np.concatenate([np.arange(1, m) for m in max_modes])
+    eigenvalues = (numbers * np.pi / lengths[directions]) ** 2
     # The longest direction alone offers n_bits modes, so there are enough.
-    return modes[order[1 : n_bits + 1]]
+    chosen = np.argsort(eigenvalues, kind="stable")[:n_bits]
+    modes = np.zeros((n_bits, len(lengths)), dtype=int)
+    modes[np.arange(n_bits), directions[chosen]] = numbers[chosen]
+    return modes
 
 
 class SpectralHasher(BaseHasher):

@@ -6,9 +6,10 @@ import numpy as np
 from scipy.sparse import csr_matrix, diags
 from scipy.sparse.linalg import eigsh
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 
 from ..base import BaseHasher
+from ..utils._param_validation import Interval
 from ._exact_knn import nearest_neighbors
 from ._svm import fit_linear_svms
 
@@ -163,6 +164,11 @@ class STHHasher(BaseHasher):
         "random_state": ["random_state"],
     }
     _min_samples = 3
+
+    def _max_n_bits(self, n_samples, n_features):
+        # Eigenvectors of the n-node graph after the trivial one, with room for
+        # the eigensolver.
+        return n_samples - 2
 
     def __init__(
         self,

@@ -6,8 +6,10 @@ from typing import Any, NamedTuple
 import numpy as np
 from sklearn.utils import check_consistent_length, check_random_state
 from sklearn.utils._indexing import _safe_indexing
-from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils._param_validation import validate_params
 from sklearn.utils.validation import column_or_1d
+
+from ..utils._param_validation import Interval
 
 __all__ = ["RetrievalSplit", "retrieval_split"]
 

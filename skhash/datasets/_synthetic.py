@@ -4,7 +4,9 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.datasets import make_blobs, make_multilabel_classification
-from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils._param_validation import validate_params
+
+from ..utils._param_validation import Interval
 
 __all__ = ["make_hashing_blobs"]
 

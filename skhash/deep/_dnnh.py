@@ -2,9 +2,10 @@
 
 from numbers import Integral, Real
 
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 
 from ..base import SupervisedHasherMixin
+from ..utils._param_validation import Interval
 from ._engine import BaseDeepHasher
 
 

@@ -2,9 +2,8 @@
 
 from numbers import Real
 
-from sklearn.utils._param_validation import Interval
-
 from ..base import SupervisedHasherMixin
+from ..utils._param_validation import Interval
 from ._engine import BaseDeepHasher
 
 

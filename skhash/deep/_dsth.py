@@ -3,9 +3,10 @@
 from numbers import Integral
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 
 from ..classical._sth import self_taught_bits
+from ..utils._param_validation import Interval
 from ._engine import BaseDeepHasher, deterministic_cudnn, label_matrix
 
 
@@ -79,6 +80,11 @@ optimizer, device, callbacks, verbose, random_state
         "n_hidden": [Interval(Integral, 1, None, closed="left")],
     }
     _min_samples = 3
+
+    def _max_n_bits(self, n_samples, n_features):
+        # Its hash labels are STH's graph eigenvectors (see STHHasher).
+        return n_samples - 2
+
     _optional_y = True
 
     def __init__(

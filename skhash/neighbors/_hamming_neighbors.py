@@ -1,16 +1,18 @@
 """Exact nearest-neighbour search in Hamming space over packed codes."""
 
+import threading
 from numbers import Integral
 
 import numpy as np
-from joblib import effective_n_jobs
+from joblib import cpu_count, effective_n_jobs
 from scipy.sparse import csr_matrix
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._supervision import check_labels
 from ..codes import as_words
+from ..utils._param_validation import Interval, check_count
 from . import _backends, _brute
 
 __all__ = ["HammingNeighbors"]
@@ -55,7 +57,8 @@ class HammingNeighbors(BaseEstimator):
     n_jobs : int, default=None
         Threads searching query batches in parallel. ``None`` means 1 unless in
         a :obj:`joblib.parallel_backend` context; ``-1`` means all processors.
-        Results do not depend on it.
+        More threads than processors are not started. Results do not depend
+        on it.
 
     Attributes
     ----------
@@ -122,7 +125,11 @@ class HammingNeighbors(BaseEstimator):
         "algorithm": [StrOptions({"auto", "brute", "multi_index"})],
         "backend": [StrOptions({"auto", "numba", "numpy", "faiss", "torch"})],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
-        "n_jobs": [Integral, None],
+        "n_jobs": [
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
     }
 
     def __init__(
@@ -161,10 +168,12 @@ class HammingNeighbors(BaseEstimator):
         self.backend_, self.device_ = _backends.resolve(self.backend, self.device)
         self._fit_X = self._validate_codes(X, reset=True)
         self.n_samples_fit_ = len(self._fit_X)
-        self._fit_words = as_words(self._fit_X)
+        self._fit_words = _kernel_words(self._fit_X)
         # Structures derived from _fit_X on first use (word-major database,
-        # FAISS index, torch tensors, multi-index tables); never pickled.
+        # FAISS index, torch tensors, multi-index tables); never pickled. The
+        # lock lets threads searching one fitted object build each just once.
         self._derived = {}
+        self._derived_lock = threading.Lock()
         self._fit_y = None
         if y is not None:
             y = check_labels(y)
@@ -204,11 +213,16 @@ class HammingNeighbors(BaseEstimator):
         check_is_fitted(self)
         if X is None:
             return self._fit_words, True
-        return as_words(self._validate_codes(X, reset=False)), False
+        return _kernel_words(self._validate_codes(X, reset=False)), False
 
     def _derived_structure(self, name):
         """A search structure built from the database on first use, then kept."""
-        if name not in self._derived:
+        built = self._derived.get(name)
+        if built is not None:
+            return built
+        with self._derived_lock:
+            if name in self._derived:
+                return self._derived[name]
             if name == "words_t":
                 built = np.ascontiguousarray(self._fit_words.T)
             elif name == "faiss":
@@ -221,6 +235,10 @@ class HammingNeighbors(BaseEstimator):
                 built = MultiIndex(self._fit_words, self._fit_X.shape[1])
             self._derived[name] = built
         return self._derived[name]
+
+    def _n_threads(self):
+        # The scans are compute-bound: threads beyond the processors only wait.
+        return min(effective_n_jobs(self.n_jobs), cpu_count())
 
     def _query_codes(self, query_words):
         """Packed uint8 codes of query words (for the faiss and torch backends)."""
@@ -248,11 +266,9 @@ class HammingNeighbors(BaseEstimator):
             Database indices; equal distances in index order.
         """
         query_words, query_is_train = self._queries(X)
-        n_neighbors = self.n_neighbors if n_neighbors is None else n_neighbors
-        if not isinstance(n_neighbors, Integral) or n_neighbors < 1:
-            raise ValueError(
-                f"n_neighbors must be a positive integer, got {n_neighbors!r}."
-            )
+        n_neighbors = check_count(
+            self.n_neighbors if n_neighbors is None else n_neighbors, "n_neighbors"
+        )
         available = self.n_samples_fit_ - query_is_train
         if n_neighbors > available:
             relation = "<" if query_is_train else "<="
@@ -266,7 +282,7 @@ class HammingNeighbors(BaseEstimator):
         return (distances, indices) if return_distance else indices
 
     def _kneighbors(self, query_words, k, exclude_self):
-        n_jobs = effective_n_jobs(self.n_jobs)
+        n_jobs = self._n_threads()
         if self.backend_ == "numba":
             from . import _numba_kernels
 
@@ -332,10 +348,12 @@ class HammingNeighbors(BaseEstimator):
         return _split(distances, indptr), indices
 
     def _check_radius(self, radius):
-        radius = self.radius if radius is None else radius
-        if not isinstance(radius, Integral) or radius < 0:
-            raise ValueError(f"radius must be a non-negative integer, got {radius!r}.")
-        return radius
+        radius = check_count(
+            self.radius if radius is None else radius, "radius", minimum=0
+        )
+        # No two codes differ in more bits than a code has: a larger radius
+        # means every code, and must cost no more than that.
+        return min(radius, 8 * self.n_features_in_)
 
     def _uses_multi_index(self, radius):
         """Whether a radius search goes through the multi-index tables."""
@@ -350,7 +368,7 @@ class HammingNeighbors(BaseEstimator):
     def _radius_neighbors(self, query_words, radius, exclude_self, by_dist):
         """Codes within radius, flat: query ``i``'s distances and indices are
         ``distances[indptr[i]:indptr[i + 1]]`` and the same of ``indices``."""
-        n_jobs = effective_n_jobs(self.n_jobs)
+        n_jobs = self._n_threads()
         options = {"exclude_self": exclude_self, "by_dist": by_dist}
         if self._uses_multi_index(radius):
             index = self._derived_structure("multi_index")
@@ -507,6 +525,7 @@ class HammingNeighbors(BaseEstimator):
         # indexes and CUDA tensors do not pickle portably anyway).
         state = dict(super().__getstate__())  # a copy: never mutate the live object
         state.pop("_fit_words", None)
+        state.pop("_derived_lock", None)
         if "_derived" in state:
             state["_derived"] = {}
         return state
@@ -514,7 +533,18 @@ class HammingNeighbors(BaseEstimator):
     def __setstate__(self, state):
         super().__setstate__(state)
         if "_fit_X" in state:
-            self._fit_words = as_words(self._fit_X)
+            self._fit_words = _kernel_words(self._fit_X)
+            self._derived_lock = threading.Lock()
+
+
+def _kernel_words(codes):
+    """Codes as words (:func:`skhash.codes.as_words`), always writeable.
+
+    numba compiles every kernel again for read-only arrays, about 10 s more
+    on first use; copying read-only codes costs far less.
+    """
+    words = as_words(codes)
+    return words if words.flags.writeable else words.copy()
 
 
 def _check_mode(mode):

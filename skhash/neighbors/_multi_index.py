@@ -18,16 +18,15 @@ kept; see :func:`use_multi_index` for when the automatic choice prefers them.
 """
 
 import math
-import time
+import threading
 
 import numpy as np
 from numba import njit
 
 from ._numba_kernels import (
-    COMPILE_SECONDS,
-    _compile_lock,
     _popcount,
     _prefetch,
+    compile_once,
     query_blocks,
     run_blocks,
 )
@@ -193,7 +192,8 @@ def probe_plan(radius, n_tables):
 class MultiIndex:
     """Multi-index hash tables over a database of codes, built lazily.
 
-    Holds only NumPy arrays, so it pickles; tables not yet needed cost nothing.
+    Tables not yet needed cost nothing. Searches from several threads are
+    safe: a table is built under a lock and marked built only once complete.
 
     Parameters
     ----------
@@ -215,14 +215,30 @@ class MultiIndex:
         self.built = np.zeros(n_tables, bool)
         # Expected codes per bucket probe, from the first table (on first use).
         self.per_probe = None
+        self._lock = threading.Lock()
 
     @property
     def n_tables(self):
         return len(self.lengths)
 
+    def probe_plan(self, radius):
+        """Probe radius of each table to search (see :func:`probe_plan`).
+
+        A table probed to its full substring length already meets every
+        code: a larger probe radius would enumerate masks past the substring
+        (and shifts past 63 bits wrap around), repeating buckets.
+        """
+        plan = probe_plan(radius, self.n_tables)
+        return np.minimum(plan, self.lengths[: len(plan)])
+
     def _ensure_tables(self, n_tables):
-        if "multi_index" not in COMPILE_SECONDS:
-            warm_up()
+        if self.built[:n_tables].all():
+            return
+        warm_up()
+        with self._lock:
+            self._build_tables(n_tables)
+
+    def _build_tables(self, n_tables):
         for u in np.flatnonzero(~self.built[:n_tables]):
             n_buckets = 2 ** int(self.lengths[u])
             self.offsets[u, n_buckets + 1 :] = len(self.words)
@@ -251,7 +267,7 @@ class MultiIndex:
         per_probe = self.per_probe
         probes = sum(
             sum(math.comb(int(self.lengths[u]), t) for t in range(r + 1))
-            for u, r in enumerate(probe_plan(radius, self.n_tables))
+            for u, r in enumerate(self.probe_plan(radius))
         )
         cost = _RANDOM_ACCESS_COST * (probes + probes * per_probe) + probes * (
             per_probe * n_words
@@ -260,7 +276,7 @@ class MultiIndex:
 
     def radius_neighbors(self, query_words, radius, *, exclude_self, n_jobs, by_dist):
         """Codes within radius, flat: (distances, indices, indptr)."""
-        plan = probe_plan(radius, self.n_tables)
+        plan = self.probe_plan(radius)
         self._ensure_tables(len(plan))
         query_words = np.ascontiguousarray(query_words)
 
@@ -304,21 +320,20 @@ def use_multi_index(index, radius):
 
 def warm_up():
     """Compile (or load from cache) the multi-index kernels, once per process."""
-    with _compile_lock:
-        if "multi_index" not in COMPILE_SECONDS:
-            start = time.perf_counter()
-            words = np.zeros((4, 1), np.uint64)
-            starts, lengths = _layout(1, 4)
-            offsets = np.empty((len(lengths), 2 ** int(lengths.max()) + 1), np.int32)
-            ids = np.empty((len(lengths), 4), np.int32)
-            for u in range(len(lengths)):
-                _build_table(words, starts[u], lengths[u], offsets[u], ids[u])
-            plan = probe_plan(1, len(lengths))
-            for by_dist in (False, True):
-                _search_block(
-                    words, words, starts, lengths, plan, offsets, ids,
-                    1, True, 0, 4, by_dist,
-                    np.empty(8, np.int64), np.empty(8, np.int32), np.empty(5, np.int64),
-                )  # fmt: skip
-            COMPILE_SECONDS["multi_index"] = time.perf_counter() - start
-    return dict(COMPILE_SECONDS)
+
+    def first_calls():
+        words = np.zeros((4, 1), np.uint64)
+        starts, lengths = _layout(1, 4)
+        offsets = np.empty((len(lengths), 2 ** int(lengths.max()) + 1), np.int32)
+        ids = np.empty((len(lengths), 4), np.int32)
+        for u in range(len(lengths)):
+            _build_table(words, starts[u], lengths[u], offsets[u], ids[u])
+        plan = probe_plan(1, len(lengths))
+        for by_dist in (False, True):
+            _search_block(
+                words, words, starts, lengths, plan, offsets, ids,
+                1, True, 0, 4, by_dist,
+                np.empty(8, np.int64), np.empty(8, np.int32), np.empty(5, np.int64),
+            )  # fmt: skip
+
+    return compile_once("multi_index", _search_block, first_calls)

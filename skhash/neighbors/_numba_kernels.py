@@ -33,11 +33,14 @@ disk (``cache=True``); :func:`warm_up` pays and reports that cost.
 """
 
 import itertools
+import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from joblib import cpu_count
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
@@ -55,6 +58,7 @@ _BUFFER_BYTES = 1 << 24
 #: by :func:`warm_up`.
 COMPILE_SECONDS = {}
 _compile_lock = threading.RLock()
+logger = logging.getLogger("skhash")
 
 
 @intrinsic
@@ -562,6 +566,39 @@ def popcount_compare(database_t, start, stop, repeats, bound):
     return found
 
 
+def compile_once(name, kernel, call):
+    """Run ``call()`` (a first call of ``kernel``) once per process, timed.
+
+    The seconds go to ``COMPILE_SECONDS[name]``. With numba's disk cache empty
+    (a fresh installation, or a new numba) compiling all the search kernels
+    takes tens of seconds; a one-line log message says so rather than leaving
+    a first search silent for that long.
+    """
+    with _compile_lock:
+        if name not in COMPILE_SECONDS:
+            if not _is_cached(kernel) and not _announced:
+                _announced.append(name)
+                logger.warning(
+                    "skhash: compiling the Hamming search kernels, once per "
+                    "installation (about 30 s; numba caches them on disk)."
+                )
+            start = time.perf_counter()
+            call()
+            COMPILE_SECONDS[name] = time.perf_counter() - start
+    return dict(COMPILE_SECONDS)
+
+
+_announced = []
+
+
+def _is_cached(kernel):
+    """Whether numba's disk cache has an index for this kernel (best effort)."""
+    try:
+        return os.path.exists(kernel._cache._cache_file._index_path)
+    except AttributeError:  # numba's cache internals moved: assume cached
+        return True
+
+
 def warm_up():
     """Compile (or load from numba's disk cache) the kNN scan, once per process.
 
@@ -571,22 +608,18 @@ def warm_up():
         Seconds spent per kernel the first time (all modules' kernels warmed
         up so far); later calls return the same.
     """
-    with _compile_lock:
-        if "knn_block" in COMPILE_SECONDS:
-            return dict(COMPILE_SECONDS)
-        words = np.zeros((3, 2), np.uint64)
-        words_t = np.ascontiguousarray(words.T)
-        dist = np.empty((3, 1), np.int32)
-        ind = np.empty((3, 1), np.int64)
-        calls = {
-            "knn_block": lambda: knn_block(words, words_t, 1, True, 0, 3, 8, dist, ind),
-            "popcount_sum": lambda: popcount_sum(words_t, 0, 3, 1),
-        }
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            COMPILE_SECONDS[name] = time.perf_counter() - start
-        return dict(COMPILE_SECONDS)
+    words = np.zeros((3, 2), np.uint64)
+    words_t = np.ascontiguousarray(words.T)
+    dist = np.empty((3, 1), np.int32)
+    ind = np.empty((3, 1), np.int64)
+    compile_once(
+        "knn_block",
+        knn_block,
+        lambda: knn_block(words, words_t, 1, True, 0, 3, 8, dist, ind),
+    )
+    return compile_once(
+        "popcount_sum", popcount_sum, lambda: popcount_sum(words_t, 0, 3, 1)
+    )
 
 
 @njit(cache=True, nogil=True)
@@ -624,26 +657,34 @@ def run_blocks(function, blocks, n_jobs):
                 return
             results[b] = function(*blocks[b])
 
-    helpers = [_pool(n_jobs).submit(work) for _ in range(n_threads - 1)]
+    helpers = [_pool().submit(work) for _ in range(n_threads - 1)]
     try:
         work()
     finally:
         for helper in helpers:
-            helper.result()
+            # A helper still queued behind other searches' has nothing left to
+            # do: cancel it rather than wait for its turn.
+            if not helper.cancel():
+                helper.result()
     return results
 
 
-_pools = {}
+_pool_lock = threading.Lock()
+_shared_pool = []
 
 
-def _pool(n_jobs):
-    """Pool threads for n_jobs, kept: starting threads costs ~0.1 ms."""
-    with _compile_lock:
-        if n_jobs not in _pools:
-            _pools[n_jobs] = ThreadPoolExecutor(
-                max_workers=n_jobs - 1, thread_name_prefix="skhash-search"
+def _pool():
+    """The search threads, kept (starting one costs ~0.1 ms) and shared by
+    every search: one fewer than the processors, since callers work too."""
+    with _pool_lock:
+        if not _shared_pool:
+            _shared_pool.append(
+                ThreadPoolExecutor(
+                    max_workers=max(1, cpu_count() - 1),
+                    thread_name_prefix="skhash-search",
+                )
             )
-        return _pools[n_jobs]
+        return _shared_pool[0]
 
 
 def kneighbors(query_words, database_t, k, *, exclude_self, n_jobs):

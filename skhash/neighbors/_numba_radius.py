@@ -7,20 +7,17 @@ are grouped by query at the end with stable counting sorts, so each query's
 neighbours come in index order, or in (distance, index) order.
 """
 
-import time
-
 import numpy as np
 from numba import njit
 
 from ._numba_kernels import (
     _SUBCHUNK,
-    COMPILE_SECONDS,
     _chunk_distances,
-    _compile_lock,
     _count_within,
     _grow,
     _popcount,
     chunk_size,
+    compile_once,
     query_blocks,
     run_blocks,
 )
@@ -155,10 +152,10 @@ def join_blocks(block_results):
 
 def warm_up():
     """Compile (or load from cache) the radius scan, once per process."""
-    with _compile_lock:
-        if "radius_block" not in COMPILE_SECONDS:
-            start = time.perf_counter()
-            words = np.zeros((3, 2), np.uint64)
-            radius_block(words, np.ascontiguousarray(words.T), 1, True, 0, 3, 8, True)
-            COMPILE_SECONDS["radius_block"] = time.perf_counter() - start
-    return dict(COMPILE_SECONDS)
+    words = np.zeros((3, 2), np.uint64)
+    words_t = np.ascontiguousarray(words.T)
+    return compile_once(
+        "radius_block",
+        radius_block,
+        lambda: radius_block(words, words_t, 1, True, 0, 3, 8, True),
+    )

@@ -16,6 +16,7 @@ __all__ = [
     "check_labels",
     "check_supervision",
     "encode_labels",
+    "indicator_matrix",
     "relevance",
     "sample_pairs",
     "sample_triplets",
@@ -80,6 +81,21 @@ def encode_labels(y_query, y_database):
         return y_query.astype(np.float32), y_database.astype(np.float32)
     _, ids = np.unique(np.concatenate([y_query, y_database]), return_inverse=True)
     return ids[: len(y_query)], ids[len(y_query) :]
+
+
+def indicator_matrix(y):
+    """Labels as a float32 indicator matrix, one column per class for 1-D labels.
+
+    Classes take columns in the order of their first appearance in ``y``, not
+    in sorted order: sorting puts string labels ("10" < "2") and integers in
+    different orders, and a network's output units would then be initialised
+    for other classes, so the same partition gave other codes.
+    """
+    if y.ndim == 2:
+        return y.astype(np.float32)
+    _, first = np.unique(y, return_index=True)
+    classes = y[np.sort(first)]
+    return (y[:, None] == classes[None, :]).astype(np.float32)
 
 
 def relevance(y_query, y_database):

@@ -5,9 +5,10 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
+from .._supervision import indicator_matrix
 from ..classical._sth import self_taught_bits
 from ..utils._param_validation import Interval
-from ._engine import BaseDeepHasher, deterministic_cudnn, label_matrix
+from ._engine import BaseDeepHasher, deterministic_cudnn
 
 
 class DSTHHasher(BaseDeepHasher):
@@ -140,7 +141,7 @@ optimizer, device, callbacks, verbose, random_state
         features = X
         self._trained_backbone = None
         if y is not None:
-            features = self._label_trained_features(X, label_matrix(y))
+            features = self._label_trained_features(X, indicator_matrix(y))
         elif not isinstance(self.backbone, str):
             features = self._features(self._backbone(X.shape[1], None), X)
         bits = self_taught_bits(

@@ -254,3 +254,41 @@ def test_warm_up_reports_compile_seconds():
     assert {"knn_block", "radius_block", "multi_index"} <= set(seconds)
     assert all(value >= 0 for value in seconds.values())
     assert warm_up() == seconds  # paid once per process
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("radius", [8, 64, 200, 10**9, 2**64])
+def test_radius_beyond_the_code_length_is_every_code_once(engine, radius):
+    """Large radii hung (a loop up to the radius), returned duplicates
+    (multi-index masks past 63 bits wrapped) or overflowed (2**64)."""
+    database = np.arange(256, dtype=np.uint8).reshape(-1, 1)
+    nn = _engine(engine).fit(database)
+    distances, indices = nn.radius_neighbors(database[:5], radius=radius)
+    for query, (found_distances, found) in enumerate(zip(distances, indices)):
+        np.testing.assert_array_equal(found, np.arange(256))
+        np.testing.assert_array_equal(
+            found_distances, np.bitwise_count(np.arange(256) ^ query)
+        )
+    graph = nn.radius_neighbors_graph(radius=radius)
+    assert graph.nnz == 256 * 255 and (graph.data == 1).all()
+    constructed = _engine(engine, radius=radius).fit(database)
+    assert constructed.radius_neighbors_graph(database).nnz == 256 * 256
+
+
+def test_compile_notice_only_with_a_cold_cache(monkeypatch, caplog):
+    from skhash.neighbors import _numba_kernels
+
+    monkeypatch.setattr(_numba_kernels, "COMPILE_SECONDS", {})
+    monkeypatch.setattr(_numba_kernels, "_announced", [])
+    with caplog.at_level("WARNING", logger="skhash"):
+        _numba_kernels.warm_up()
+    assert not caplog.records  # the kernels are in numba's cache by now
+    monkeypatch.setattr(_numba_kernels, "COMPILE_SECONDS", {})
+    monkeypatch.setattr(_numba_kernels, "_is_cached", lambda kernel: False)
+    with caplog.at_level("WARNING", logger="skhash"):
+        _numba_kernels.warm_up()
+        _numba_kernels.warm_up()
+    assert [r.getMessage() for r in caplog.records] == [
+        "skhash: compiling the Hamming search kernels, once per installation "
+        "(about 30 s; numba caches them on disk)."
+    ]

@@ -6,12 +6,18 @@ each code length (supervised ones on the labelled set, unsupervised ones on the
 database), encodes queries and database, searches with
 :class:`~skhash.HammingNeighbors` and prints MAP, MAP@k and precision within
 Hamming radius 2 with fit and encoding times, as a Markdown table.
+
+Everything that can be checked is checked before the first job, as usage
+errors: the output files, the arguments and whether each hasher can make each
+code length from the data, since one job can take minutes.
 """
 
 import argparse
 import csv
+import os
 import platform
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -112,7 +118,26 @@ def _device_name(device):
     return f"{device} ({platform.processor() or platform.machine()})"
 
 
-def _parse_args(argv):
+def _integer(minimum, maximum=None):
+    """argparse type: an integer from minimum to maximum (None: no maximum)."""
+    bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+    upper = float("inf") if maximum is None else maximum
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not minimum <= value <= upper:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer {bound}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+def _make_parser():
     parser = argparse.ArgumentParser(
         prog="python -m skhash",
         description="Learning-to-hash retrieval benchmark (the seed papers' protocol).",
@@ -128,20 +153,24 @@ def _parse_args(argv):
     parser.add_argument(
         "--bits",
         nargs="+",
-        type=int,
+        type=_integer(1),
         default=[16, 32, 64],
         help="code lengths (default: 16 32 64)",
     )
     parser.add_argument(
         "--unsupervised-train",
-        type=int,
+        type=_integer(2),
         metavar="N",
         help="fit unsupervised hashers on N database items (default: all of them)",
     )
     parser.add_argument(
-        "--epochs", type=int, default=10, help="training epochs of the deep hashers"
+        "--epochs",
+        type=_integer(1),
+        default=10,
+        help="training epochs of the deep hashers",
     )
-    parser.add_argument("--random-state", type=int, default=0)
+    # The seed of NumPy's RandomState, which the hashers draw from.
+    parser.add_argument("--random-state", type=_integer(0, 2**32 - 1), default=0)
     parser.add_argument(
         "--output",
         type=Path,
@@ -154,25 +183,74 @@ def _parse_args(argv):
         metavar="FILE",
         help="also draw precision-recall curves by Hamming radius to FILE (PNG)",
     )
+    return parser
+
+
+def _parse_args(parser, argv):
     args = parser.parse_args(argv)
     if args.plot is not None:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
             parser.error("--plot needs matplotlib: pip install 'skhash[plot]'")
-    if any(n_bits < 1 for n_bits in args.bits):
-        parser.error("--bits must be positive integers")
-    if args.unsupervised_train is not None and args.unsupervised_train < 2:
-        parser.error("--unsupervised-train must be at least 2")
-    if args.epochs < 1:
-        parser.error("--epochs must be at least 1")
+    for option, path in [("--output", args.output), ("--plot", args.plot)]:
+        if path is not None:
+            _check_writable(parser, option, path)
     if "all" in args.hashers:
         args.hashers = list(HASHERS)
     return args
 
 
+def _check_writable(parser, option, path):
+    """Usage error unless path can be written (its missing folders made)."""
+    if path.is_dir():
+        parser.error(f"{option} {path}: is a directory, not a file")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            parser.error(f"{option} {path}: the file is not writable")
+        return
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        parser.error(f"{option} {path}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        parser.error(f"{option} {path}: cannot create files in {folder}")
+
+
+def _check_jobs(parser, args, options, shapes):
+    """Usage error naming every (hasher, bits) job that would fail on this data.
+
+    ``shapes[supervised]`` is the (n_samples, n_features) that the hasher is
+    fitted on.
+    """
+    problems = []
+    for name in args.hashers:
+        factory, supervised = HASHERS[name]
+        n_samples, n_features = shapes[supervised]
+        for n_bits in args.bits:
+            hasher = factory(n_bits, args.random_state, options)
+            try:
+                hasher._validate_params()
+            except ValueError as error:
+                problems.append(f"{name} with --bits {n_bits}: {error}")
+                continue
+            # Defensive: a hasher without the bound is checked only by its fit.
+            max_n_bits = getattr(hasher, "_max_n_bits", None)
+            limit = None if max_n_bits is None else max_n_bits(n_samples, n_features)
+            if limit is not None and n_bits > limit:
+                problems.append(
+                    f"{name} with --bits {n_bits}: it can make at most {limit} "
+                    f"bits from its {n_samples} training samples of {n_features} "
+                    f"features on {args.dataset}"
+                )
+    if problems:
+        parser.error("\n  ".join(problems))
+
+
 def main(argv=None):
-    args = _parse_args(argv)
+    parser = _make_parser()
+    args = _parse_args(parser, argv)
     load, input_shape, n_queries, n_train, k = DATASETS[args.dataset]
     options = {"input_shape": input_shape, "epochs": args.epochs}
     X, y = load()
@@ -190,6 +268,8 @@ def main(argv=None):
         unsupervised_train = split.X_database[
             rng.choice(len(split.X_database), size, replace=False)
         ]
+    shapes = {True: split.X_train.shape, False: unsupervised_train.shape}
+    _check_jobs(parser, args, options, shapes)
     print(
         f"{args.dataset}: {len(split.X_query)} queries, a database of "
         f"{len(split.X_database)}; supervised hashers fit on {len(split.X_train)} "
@@ -202,46 +282,48 @@ def main(argv=None):
     records, devices = [], set()
     axes = _new_axes() if args.plot else None
     jobs = [(name, n_bits) for name in args.hashers for n_bits in args.bits]
-    # The table goes to stdout; the bar goes to stderr, and only on a terminal.
-    for name, n_bits in tqdm(jobs, desc="hashers x bits", disable=None, leave=False):
-        factory, supervised = HASHERS[name]
-        hasher = factory(n_bits, args.random_state, options)
-        start = time.perf_counter()
-        if supervised:
-            hasher.fit(split.X_train, split.y_train)
-        else:
-            hasher.fit(unsupervised_train)
-        fit_seconds = time.perf_counter() - start
-        if hasattr(hasher, "device_"):
-            devices.add(_device_name(hasher.device_))
-        start = time.perf_counter()
-        database = hasher.transform(split.X_database)
-        queries = hasher.transform(split.X_query)
-        encode_seconds = time.perf_counter() - start
-        nn = HammingNeighbors().fit(database, split.y_database)
-        codes = queries, database, split.y_query, split.y_database
-        record = [
-            name,
-            str(n_bits),
-            f"{nn.score(queries, split.y_query):.4f}",
-            f"{mean_average_precision(*codes, k=k):.4f}",
-            f"{precision_within_radius(*codes, radius=2):.4f}",
-            f"{fit_seconds:.2f}",
-            _epoch_seconds(hasher),
-            f"{encode_seconds:.2f}",
-        ]
-        records.append(record)
-        if axes is not None:
-            HammingPrecisionRecallDisplay.from_codes(
-                queries,
-                split.y_query,
-                database,
-                split.y_database,
-                n_bits=n_bits,
-                name=f"{name} {n_bits} bits",
-                ax=axes,
-            )
-        tqdm.write(_markdown_row(record), file=sys.stdout)
+    with _Progress(len(jobs)) as progress:
+        for name, n_bits in jobs:
+            progress.start(f"{name} {n_bits} bits")
+            factory, supervised = HASHERS[name]
+            hasher = factory(n_bits, args.random_state, options)
+            start = time.perf_counter()
+            if supervised:
+                hasher.fit(split.X_train, split.y_train)
+            else:
+                hasher.fit(unsupervised_train)
+            fit_seconds = time.perf_counter() - start
+            if hasattr(hasher, "device_"):
+                devices.add(_device_name(hasher.device_))
+            start = time.perf_counter()
+            database = hasher.transform(split.X_database)
+            queries = hasher.transform(split.X_query)
+            encode_seconds = time.perf_counter() - start
+            nn = HammingNeighbors().fit(database, split.y_database)
+            codes = queries, database, split.y_query, split.y_database
+            record = [
+                name,
+                str(n_bits),
+                f"{nn.score(queries, split.y_query):.4f}",
+                f"{mean_average_precision(*codes, k=k):.4f}",
+                f"{precision_within_radius(*codes, radius=2):.4f}",
+                f"{fit_seconds:.2f}",
+                _epoch_seconds(hasher),
+                f"{encode_seconds:.2f}",
+            ]
+            records.append(record)
+            if axes is not None:
+                HammingPrecisionRecallDisplay.from_codes(
+                    queries,
+                    split.y_query,
+                    database,
+                    split.y_database,
+                    n_bits=n_bits,
+                    name=f"{name} {n_bits} bits",
+                    ax=axes,
+                )
+            tqdm.write(_markdown_row(record), file=sys.stdout)
+            progress.finish()
     if args.output:
         given = sys.argv[1:] if argv is None else argv
         context = (
@@ -257,6 +339,59 @@ def main(argv=None):
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         axes.figure.savefig(args.plot, dpi=120, bbox_inches="tight")
     return 0
+
+
+class _Progress:
+    """Progress of the jobs on stderr, which the table on stdout never shares.
+
+    On a terminal, one status line (the job running, jobs done, time elapsed)
+    redrawn every second, since a job can take minutes; elsewhere (a log, CI),
+    one line per finished job. Jobs differ in length by 1000x, so neither
+    shows a rate or an estimated time left.
+    """
+
+    def __init__(self, n_jobs):
+        self.n_jobs = n_jobs
+        self.n_done = 0
+        self._bar = tqdm(
+            total=n_jobs,
+            bar_format="{desc}: {n_fmt}/{total_fmt} jobs done, {elapsed} elapsed",
+            disable=None,
+            leave=False,
+        )
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
+
+    def _tick(self):
+        while not self._stop.wait(1.0):
+            self._bar.refresh()
+
+    def __enter__(self):
+        if not self._bar.disable:
+            self._ticker.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        if self._ticker.is_alive():
+            self._ticker.join()
+        self._bar.close()
+
+    def start(self, job):
+        self._job = job
+        self._job_start = time.perf_counter()
+        self._bar.set_description_str(f"running {job}")
+
+    def finish(self):
+        self.n_done += 1
+        self._bar.update()
+        if self._bar.disable:
+            seconds = time.perf_counter() - self._job_start
+            print(
+                f"[{self.n_done}/{self.n_jobs}] {self._job}: {seconds:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _new_axes():

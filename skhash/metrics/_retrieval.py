@@ -21,11 +21,16 @@ from numbers import Integral
 import numpy as np
 from scipy.stats import hypergeom
 from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._param_validation import (
+    StrOptions,
+    validate_parameter_constraints,
+    validate_params,
+)
 
 from .._supervision import encode_labels, relevance
 from ..codes import as_words, check_codes
 from ..neighbors._brute import distance_block, query_batches, stable_top_k
+from ..utils._param_validation import Interval
 
 __all__ = [
     "mean_average_precision",
@@ -34,9 +39,68 @@ __all__ = [
     "precision_within_radius",
 ]
 
-_CODES = ["array-like"]
-_LABELS = ["array-like"]
-_OPTIONAL = ["array-like", None]
+_DATA = {
+    "query_codes": ["array-like"],
+    "database_codes": ["array-like", None],
+    "query_labels": ["array-like"],
+    "database_labels": ["array-like", None],
+}
+_TIES = [StrOptions({"stable", "average"})]
+_COUNT = Interval(Integral, 1, None, closed="left")
+# Kept apart from the decorators so that the scorers can check their parameters
+# when they are made, before a search runs them on every fold.
+_PARAMETER_CONSTRAINTS = {
+    "mean_average_precision": {
+        "k": [_COUNT, None],
+        "ties": _TIES,
+        "empty": [StrOptions({"zero", "skip"})],
+    },
+    "precision_at_k": {"k": [_COUNT], "ties": _TIES},
+    "precision_within_radius": {
+        "radius": [Interval(Integral, 0, None, closed="left")],
+        "average": [StrOptions({"macro", "micro"})],
+    },
+    "precision_recall_curve": {
+        "by": [StrOptions({"radius", "n_returned"})],
+        "ties": _TIES,
+        "n_bits": [_COUNT, None],
+    },
+}
+
+
+def _validate(metric_name):
+    return validate_params(
+        {**_DATA, **_PARAMETER_CONSTRAINTS[metric_name]},
+        prefer_skip_nested_validation=True,
+    )
+
+
+def check_metric_params(metric_name, params):
+    """Check keyword parameters of a metric as the metric itself would.
+
+    Parameters
+    ----------
+    metric_name : str
+        Name of one of the metrics of this module.
+    params : dict
+        Keyword parameters (``k``, ``ties``...); data arguments are not checked.
+
+    Raises
+    ------
+    InvalidParameterError
+        A ``ValueError`` naming the parameter and what it accepts.
+    """
+    validate_parameter_constraints(
+        _PARAMETER_CONSTRAINTS[metric_name], params, caller_name=metric_name
+    )
+
+
+def _check_not_empty(codes, name):
+    if len(codes) == 0:
+        raise ValueError(
+            f"{name} is empty: found array with 0 sample(s) (shape={codes.shape}) "
+            "while a minimum of 1 is required."
+        )
 
 
 class _Retrieval:
@@ -50,9 +114,11 @@ class _Retrieval:
             )
         self.leave_one_out = database_codes is None
         query_codes = check_codes(query_codes, name="query_codes")
+        _check_not_empty(query_codes, "query_codes")
         if self.leave_one_out:
             database_codes, database_labels = query_codes, query_labels
         database_codes = check_codes(database_codes, name="database_codes")
+        _check_not_empty(database_codes, "database_codes")
         if query_codes.shape[1] != database_codes.shape[1]:
             raise ValueError(
                 f"Query and database codes differ in width: {query_codes.shape[1]} "
@@ -72,20 +138,17 @@ class _Retrieval:
         self.n_queries = len(query_codes)
         self.n_database = len(database_codes) - self.leave_one_out
         if self.n_database < 1:
-            raise ValueError("The database is empty: nothing to rank.")
+            raise ValueError(
+                "Leave-one-out ranking (database_codes=None) needs at least 2 "
+                "queries: each one is ranked against the others, got 1."
+            )
         self.max_distance = 8 * query_codes.shape[1]
         self._query_words = as_words(query_codes)
         self._database_words = as_words(database_codes)
 
-    def check_k(self, k):
-        if k is None:
-            return self.n_database
-        if k > self.n_database:
-            raise ValueError(
-                f"k={k} is larger than the {self.n_database} database items each "
-                "query is ranked against."
-            )
-        return k
+    def ranking_length(self, k):
+        """Items ranked per query: k, or the whole database when it is shorter."""
+        return self.n_database if k is None else min(k, self.n_database)
 
     def batches(self):
         """Yield (distances, relevant) blocks of shape (batch, n_database [+ 1])."""
@@ -192,18 +255,7 @@ def _mean_over_queries(values, keep, empty):
     return float(np.mean(values))
 
 
-@validate_params(
-    {
-        "query_codes": _CODES,
-        "database_codes": _OPTIONAL,
-        "query_labels": _LABELS,
-        "database_labels": _OPTIONAL,
-        "k": [Interval(Integral, 1, None, closed="left"), None],
-        "ties": [StrOptions({"stable", "average"})],
-        "empty": [StrOptions({"zero", "skip"})],
-    },
-    prefer_skip_nested_validation=True,
-)
+@_validate("mean_average_precision")
 def mean_average_precision(
     query_codes,
     database_codes,
@@ -223,6 +275,7 @@ def mean_average_precision(
     where ``R_k`` is the number of relevant items in the top ``k`` (the
     DeepHash-pytorch / HashNet convention); with ``k=None`` the whole database
     is ranked and ``R_k`` is every relevant item. MAP is the mean over queries.
+    A database of fewer than ``k`` items is ranked whole, so MAP@k is then MAP.
 
     Parameters
     ----------
@@ -238,7 +291,8 @@ def mean_average_precision(
         Labels of the database; ``None`` together with ``database_codes=None``.
     k : int, default=None
         Length of the ranking that is scored. ``None`` scores all items (unlike
-        DeepHash-pytorch's ``topK=-1``, which drops the last one).
+        DeepHash-pytorch's ``topK=-1``, which drops the last one), as does a
+        ``k`` larger than the database.
     ties : {"stable", "average"}, default="stable"
         ``"stable"`` ranks equal distances by database index; ``"average"``
         gives the exact expected AP over all orderings of equal distances.
@@ -277,7 +331,7 @@ def mean_average_precision(
     0.583333
     """
     retrieval = _Retrieval(query_codes, database_codes, query_labels, database_labels)
-    k = retrieval.check_k(k)
+    k = retrieval.ranking_length(k)
     values, keep = [], []
     harmonic = _harmonic(retrieval.n_database) if ties == "average" else None
     for distances, relevant in retrieval.batches():
@@ -297,17 +351,7 @@ def mean_average_precision(
     return _mean_over_queries(np.concatenate(values), np.concatenate(keep), empty)
 
 
-@validate_params(
-    {
-        "query_codes": _CODES,
-        "database_codes": _OPTIONAL,
-        "query_labels": _LABELS,
-        "database_labels": _OPTIONAL,
-        "k": [Interval(Integral, 1, None, closed="left")],
-        "ties": [StrOptions({"stable", "average"})],
-    },
-    prefer_skip_nested_validation=True,
-)
+@_validate("precision_at_k")
 def precision_at_k(
     query_codes,
     database_codes,
@@ -325,7 +369,10 @@ def precision_at_k(
         As in :func:`mean_average_precision` (``database_codes=None`` ranks each
         query against the other queries).
     k : int, default=100
-        Number of items returned per query; at most the database size.
+        Number of items returned per query. When the database holds fewer
+        than ``k`` items, all of them are returned and the missing ranks count
+        as not relevant (the TREC convention); every code then scores the same,
+        so an ``UndefinedMetricWarning`` says so.
     ties : {"stable", "average"}, default="stable"
         ``"stable"`` ranks equal distances by database index; ``"average"``
         gives the expected precision over all orderings of equal distances.
@@ -348,14 +395,23 @@ def precision_at_k(
     0.25
     """
     retrieval = _Retrieval(query_codes, database_codes, query_labels, database_labels)
-    k = retrieval.check_k(k)
+    n_returned = retrieval.ranking_length(k)
+    if n_returned < k:
+        warnings.warn(
+            f"k={k} is larger than the {retrieval.n_database} database items each "
+            "query is ranked against: all of them are returned, so precision@k "
+            "does not depend on the codes.",
+            UndefinedMetricWarning,
+            stacklevel=2,
+        )
     values = []
     for distances, relevant in retrieval.batches():
         if ties == "stable":
-            values.append(_ranked_relevance(distances, relevant, k).sum(axis=1) / k)
+            hits = _ranked_relevance(distances, relevant, n_returned).sum(axis=1)
         else:
-            items, hits = retrieval.histograms(distances, relevant)
-            values.append(_expected_hits(items, hits, np.array([k]))[:, 0] / k)
+            items, histogram_hits = retrieval.histograms(distances, relevant)
+            hits = _expected_hits(items, histogram_hits, np.array([n_returned]))[:, 0]
+        values.append(hits / k)
     return float(np.mean(np.concatenate(values)))
 
 
@@ -377,17 +433,7 @@ def _expected_hits(items, hits, n_returned):
     return out
 
 
-@validate_params(
-    {
-        "query_codes": _CODES,
-        "database_codes": _OPTIONAL,
-        "query_labels": _LABELS,
-        "database_labels": _OPTIONAL,
-        "radius": [Interval(Integral, 0, None, closed="left")],
-        "average": [StrOptions({"macro", "micro"})],
-    },
-    prefer_skip_nested_validation=True,
-)
+@_validate("precision_within_radius")
 def precision_within_radius(
     query_codes,
     database_codes,
@@ -444,18 +490,7 @@ def precision_within_radius(
     return float(per_query.mean())
 
 
-@validate_params(
-    {
-        "query_codes": _CODES,
-        "database_codes": _OPTIONAL,
-        "query_labels": _LABELS,
-        "database_labels": _OPTIONAL,
-        "by": [StrOptions({"radius", "n_returned"})],
-        "ties": [StrOptions({"stable", "average"})],
-        "n_bits": [Interval(Integral, 1, None, closed="left"), None],
-    },
-    prefer_skip_nested_validation=True,
-)
+@_validate("precision_recall_curve")
 def precision_recall_curve(
     query_codes,
     database_codes,

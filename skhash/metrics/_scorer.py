@@ -8,6 +8,12 @@ dicts. Two protocols, chosen from the estimator:
   fitted with) is the database;
 - a hasher, or a Pipeline ending in one: each held-out sample queries the rest
   of the held-out fold (leave-one-out inside the fold).
+
+Parameters are checked when a scorer is made, so that a bad one fails at once
+rather than as a NaN score on every fold of a search. A ``k`` larger than a
+fold's database is only known when a fold is scored; the metrics define that
+case (MAP@k ranks the whole database, precision@k counts the missing ranks as
+not relevant and warns), so a search never gets NaN from it.
 """
 
 import inspect
@@ -15,7 +21,12 @@ import re
 
 from sklearn.pipeline import Pipeline
 
-from ._retrieval import mean_average_precision, precision_at_k, precision_within_radius
+from ._retrieval import (
+    check_metric_params,
+    mean_average_precision,
+    precision_at_k,
+    precision_within_radius,
+)
 
 __all__ = [
     "get_retrieval_scorer",
@@ -76,7 +87,8 @@ def make_retrieval_scorer(metric="mean_average_precision", **metric_params):
             "precision_within_radius"} or callable, default="mean_average_precision"
         The metric, by name or as one of the functions of :mod:`skhash.metrics`.
     **metric_params : dict
-        Keyword arguments of the metric, e.g. ``k=1000, ties="average"``.
+        Keyword arguments of the metric, e.g. ``k=1000, ties="average"``,
+        checked now as the metric would check them.
 
     Returns
     -------
@@ -85,6 +97,14 @@ def make_retrieval_scorer(metric="mean_average_precision", **metric_params):
         :class:`~skhash.HammingNeighbors` (or a Pipeline ending in one) ``X`` are
         the queries and the fitted database is searched; for a hasher (or a
         Pipeline ending in one) each sample of ``X`` queries the others.
+
+    Raises
+    ------
+    TypeError
+        If the metric has no such parameter.
+    ValueError
+        If the metric is unknown or a parameter has a value it does not accept
+        (``k=0``, ``k=True``, ``ties="random"``...).
 
     Examples
     --------
@@ -111,9 +131,10 @@ def make_retrieval_scorer(metric="mean_average_precision", **metric_params):
             "metric must be the name of a retrieval metric or one of the functions "
             f"of skhash.metrics ({sorted(_METRICS)}), got {metric!r}."
         )
-    # Bind now so that a misspelt parameter fails here, not inside a search.
+    # Check now: inside a search, an error becomes a NaN score on every fold.
     codes = labels = None
     inspect.signature(metric).bind(codes, codes, labels, labels, **metric_params)
+    check_metric_params(metric.__name__, metric_params)
     return _RetrievalScorer(metric, metric_params)
 
 
@@ -135,6 +156,12 @@ def get_retrieval_scorer(name):
     scorer : callable
         As returned by :func:`make_retrieval_scorer`.
 
+    Raises
+    ------
+    ValueError
+        If the name is not in the registry or its number is not accepted by
+        the metric (``"map@0"``, ``"precision@0"``).
+
     Examples
     --------
     >>> from skhash.metrics import get_retrieval_scorer
@@ -152,7 +179,10 @@ def get_retrieval_scorer(name):
     metric, parameter, default = _NAMED[match.group(1)]
     value = default if match.group(2) is None else int(match.group(2))
     params = {} if value is None else {parameter: value}
-    return make_retrieval_scorer(metric, **params)
+    try:
+        return make_retrieval_scorer(metric, **params)
+    except ValueError as error:
+        raise ValueError(f"Invalid retrieval scorer {name!r}: {error}") from error
 
 
 def get_retrieval_scorer_names():

@@ -277,9 +277,8 @@ def test_large_database_is_processed_in_bounded_batches():
         ),
         (lambda: mean_average_precision(QUERY, DATABASE, [0], [0] * 5), "6 database"),
         (lambda: mean_average_precision(QUERY, DATABASE, [0], None), "both"),
-        (lambda: mean_average_precision(QUERY, DATABASE, [0], [0] * 6, k=7), "k=7"),
         (lambda: mean_average_precision(QUERY, DATABASE, [[1, 0]], [0] * 6), "both be"),
-        (lambda: precision_at_k(QUERY, None, [0]), "database is empty"),
+        (lambda: precision_at_k(QUERY, None, [0]), "at least 2 queries"),
         (
             lambda: precision_recall_curve(QUERY, DATABASE, [0], [0] * 6, n_bits=9),
             "does not fit",
@@ -300,3 +299,67 @@ def test_bad_parameters_are_rejected(kwargs):
         mean_average_precision(QUERY, DATABASE, [0], [0] * 6, **kwargs)
     with pytest.raises(ValueError, match="parameter"):
         precision_within_radius(QUERY, DATABASE, [0], [0] * 6, average="weighted")
+
+
+EMPTY = np.zeros((0, 1), dtype=np.uint8)
+METRICS = [
+    mean_average_precision,
+    precision_at_k,
+    precision_within_radius,
+    precision_recall_curve,
+    lambda *args: precision_recall_curve(*args, by="n_returned"),
+]
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        ((EMPTY, DATABASE, [], [0] * 6), "query_codes"),
+        ((EMPTY, None, [], None), "query_codes"),
+        ((QUERY, EMPTY, [0], []), "database_codes"),
+    ],
+    ids=["no queries", "no queries, leave-one-out", "empty database"],
+)
+def test_no_queries_or_empty_database_is_a_clear_error(metric, args, name):
+    # Used to fail deep inside: "need at least one array to concatenate", an
+    # AttributeError, or NaN precision for the n_returned curve.
+    with pytest.raises(ValueError, match=rf"{name} is empty: .* 0 sample\(s\)"):
+        metric(*args)
+
+
+@pytest.mark.parametrize("ties", ["stable", "average"])
+def test_k_larger_than_the_database_ranks_it_whole(ties):
+    args = QUERY, DATABASE, QUERY_LABELS, DATABASE_LABELS
+    assert mean_average_precision(*args, k=7, ties=ties) == pytest.approx(
+        mean_average_precision(*args, ties=ties)
+    )
+    # Leave-one-out: each of the 6 items is ranked against 5 others.
+    labels = [0, 1, 0, 1, 1, 0]
+    assert mean_average_precision(DATABASE, None, labels, k=6, ties=ties) == (
+        pytest.approx(mean_average_precision(DATABASE, None, labels, ties=ties))
+    )
+
+
+@pytest.mark.parametrize("ties", ["stable", "average"])
+def test_precision_at_k_larger_than_the_database_warns(ties):
+    # Three relevant items out of six; the four missing ranks are not relevant.
+    with pytest.warns(UndefinedMetricWarning, match="k=10 is larger than the 6"):
+        value = precision_at_k(
+            QUERY, DATABASE, QUERY_LABELS, DATABASE_LABELS, k=10, ties=ties
+        )
+    assert value == pytest.approx(3 / 10)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: mean_average_precision(QUERY, DATABASE, [0], [0] * 6, k=True),
+        lambda: precision_at_k(QUERY, DATABASE, [0], [0] * 6, k=True),
+        lambda: precision_within_radius(QUERY, DATABASE, [0], [0] * 6, radius=False),
+        lambda: precision_recall_curve(QUERY, DATABASE, [0], [0] * 6, n_bits=True),
+    ],
+)
+def test_bools_are_not_counts(call):
+    with pytest.raises(ValueError, match="must be an int .* Got (True|False)"):
+        call()

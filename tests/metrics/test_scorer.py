@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -133,6 +134,56 @@ def test_registry_names_and_errors():
         make_retrieval_scorer("accuracy")
     with pytest.raises(TypeError):
         make_retrieval_scorer("precision_at_k", radius=2)
+
+
+@pytest.mark.parametrize("name", ["map@0", "precision@0", "map@00"])
+def test_registry_names_with_a_bad_number_fail_when_made(name):
+    # They used to be accepted and turn into a NaN score on every fold.
+    with pytest.raises(ValueError, match=f"Invalid retrieval scorer '{name}'.*'k'"):
+        get_retrieval_scorer(name)
+
+
+@pytest.mark.parametrize(
+    "metric, params, match",
+    [
+        ("mean_average_precision", {"k": 0}, "range"),
+        ("mean_average_precision", {"k": True}, "Got True"),
+        ("precision_at_k", {"k": 2.5}, "range"),
+        ("precision_at_k", {"k": None}, "range"),
+        ("precision_at_k", {"ties": "random"}, "'ties'"),
+        ("precision_within_radius", {"radius": -1}, "range"),
+        ("precision_within_radius", {"radius": False}, "Got False"),
+    ],
+)
+def test_bad_metric_parameters_fail_when_the_scorer_is_made(metric, params, match):
+    with pytest.raises(ValueError, match=match):
+        make_retrieval_scorer(metric, **params)
+
+
+def test_k_larger_than_the_fold_gives_grid_search_real_scores(digits):
+    # A training fold of 400 is a database smaller than k=1000. That used to
+    # raise inside the scorer: every score NaN and the first candidate chosen.
+    X, y = digits
+    pipe = Pipeline([("hash", LSHHasher(random_state=0)), ("nn", HammingNeighbors())])
+    grid = {"hash__n_bits": [8, 64]}
+    cv = KFold(3, shuffle=True, random_state=0)
+    scoring = {name: get_retrieval_scorer(name) for name in ["map@1000", "map"]}
+    search = GridSearchCV(pipe, grid, cv=cv, scoring=scoring, refit="map@1000")
+    search.fit(X, y)
+    scores = search.cv_results_["mean_test_map@1000"]
+    assert np.isfinite(scores).all()
+    np.testing.assert_allclose(scores, search.cv_results_["mean_test_map"])
+    assert search.best_params_ == {"hash__n_bits": 64}
+
+
+def test_precision_at_k_larger_than_the_fold_warns(digits):
+    X, y = digits
+    scorer = get_retrieval_scorer("precision@1000")
+    with pytest.warns(UndefinedMetricWarning, match="k=1000 is larger than the 199"):
+        score = scorer(LSHHasher(n_bits=16, random_state=0).fit(X), X[:200], y[:200])
+    # Every other item of the fold is returned: its relevant ones over k.
+    same_class = (y[:200, None] == y[None, :200]).sum(axis=1) - 1
+    assert score == pytest.approx(same_class.mean() / 1000)
 
 
 def test_scorer_needs_labels_on_both_sides(digits):

@@ -246,7 +246,9 @@ def test_neighbors_input_forms_give_the_same_results():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataConversionWarning)
             nn = HammingNeighbors(n_neighbors=7).fit(X, labels)
-        for got, want in zip(nn.kneighbors(Q), expected.kneighbors(queries)):
+        for got, want in zip(
+            nn.kneighbors(Q), expected.kneighbors(queries), strict=True
+        ):
             np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(nn.predict(Q), expected.predict(queries))
         assert nn.score(Q, y[::3]) == expected.score(queries, y[::3])

@@ -5,17 +5,26 @@ composes a skorch ``NeuralNet`` as ``net_``; skorch runs the training loop,
 devices, callbacks and the epoch table. The loss of every method takes the
 network outputs and the batch's labels, so pairs and triplets are formed inside
 each mini-batch by the loss itself and skorch's own ``get_loss`` serves as is.
-torch and skorch are imported only when a deep hasher is fitted.
+torch and skorch are imported only when a deep hasher is fitted or loaded.
+
+Saved state (pickle, joblib, skops): the trained network is kept as NumPy
+arrays of its ``state_dict`` and rebuilt from the hasher's parameters on load,
+so a file holds no torch object, loads on a CPU-only machine whatever device
+trained it, and skops reads it trusting only skhash's own types.
 """
 
+import copy
+import copyreg
 from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, StrOptions
 
+from .._supervision import indicator_matrix
 from ..base import BaseHasher
+from ..utils._param_validation import Interval
 
 _OPTIMIZERS = {"adam": "Adam", "sgd": "SGD"}
 
@@ -26,6 +35,40 @@ def _resolve_device(device):
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def _loading_device(device):
+    """The training device, or the CPU where CUDA is not available."""
+    import torch
+
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        return "cpu"
+    return device
+
+
+def _module_arrays(module):
+    """A module's ``state_dict`` (parameters and buffers) as NumPy arrays."""
+    import torch
+
+    arrays = {}
+    for name, value in module.state_dict().items():
+        if isinstance(value, torch.Tensor):
+            value = value.detach().to("cpu", copy=True)
+            if value.dtype == torch.bfloat16:
+                # NumPy has no bfloat16; load_state_dict casts back exactly.
+                value = value.float()
+            value = value.numpy()
+        arrays[name] = value
+    return arrays
+
+
+def _module_on_cpu(module):
+    """The module, or a CPU copy of it when some of its tensors live elsewhere:
+    pickled CUDA tensors do not load without CUDA."""
+    tensors = [*module.parameters(), *module.buffers()]
+    if all(tensor.device.type == "cpu" for tensor in tensors):
+        return module
+    return copy.deepcopy(module).to("cpu")
 
 
 @contextmanager
@@ -42,13 +85,6 @@ def deterministic_cudnn():
         cudnn.deterministic, cudnn.benchmark = saved
 
 
-def label_matrix(y):
-    """Labels as a float32 indicator matrix (one-hot for 1-D class labels)."""
-    if y.ndim == 1:
-        return (y[:, None] == np.unique(y)[None, :]).astype(np.float32)
-    return y.astype(np.float32)
-
-
 class BaseDeepHasher(BaseHasher):
     """Base of the deep hashers: backbone choice, training parameters, skorch.
 
@@ -58,6 +94,16 @@ class BaseDeepHasher(BaseHasher):
     ``n_bits`` units), ``_targets(X, y)`` (what the loss gets besides the
     outputs; default: the label indicator matrix) and ``_schedules()``
     (callbacks changing the loss during training).
+
+    Saving: pickle, joblib and skops (:mod:`skhash.persistence`) store the
+    trained network as NumPy arrays (its ``state_dict``) with the training
+    history, and loading rebuilds ``net_`` from the hasher's parameters, on the
+    training device or on the CPU where CUDA is not available. ``transform``
+    gives the same codes after a round trip; the optimiser's state and the
+    loss's scheduled values are not kept (``fit`` always trains from scratch).
+    A user-supplied ``torch.nn.Module`` backbone cannot be rebuilt from
+    parameters: such a hasher is saved with pickle or joblib, and skops
+    refuses it with a ``TypeError``.
     """
 
     _parameter_constraints = {
@@ -110,21 +156,28 @@ class BaseDeepHasher(BaseHasher):
 
     def _fit(self, X, y):
         import torch
-        from skorch.callbacks import ProgressBar
-
-        from ._net import _HashingNet
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         torch.manual_seed(seed)
         X = X.astype(np.float32)
         self.device_ = _resolve_device(self.device)
         targets = self._targets(X, y)
+        self.net_ = self._skorch_net(self._network(X.shape[1]), self.device_)
+        with deterministic_cudnn():
+            self.net_.fit(X, targets)
+        return self
+
+    def _skorch_net(self, module, device):
+        from skorch.callbacks import ProgressBar
+
+        from ._net import _HashingNet
+
         callbacks = list(self._schedules())
         if self.verbose:
             callbacks.append(("progress", ProgressBar()))
         callbacks += list(self.callbacks or [])
-        self.net_ = _HashingNet(
-            module=self._network(X.shape[1]),
+        return _HashingNet(
+            module=module,
             criterion=self._criterion(),
             optimizer=self._optimizer_class(),
             lr=self.lr,
@@ -132,13 +185,10 @@ class BaseDeepHasher(BaseHasher):
             batch_size=self.batch_size,
             train_split=None,
             callbacks=callbacks,
-            device=self.device_,
+            device=device,
             verbose=int(self.verbose),
             iterator_train__shuffle=True,
         )
-        with deterministic_cudnn():
-            self.net_.fit(X, targets)
-        return self
 
     def _head(self, in_features):
         from torch import nn
@@ -146,7 +196,7 @@ class BaseDeepHasher(BaseHasher):
         return nn.Linear(in_features, self.n_bits)
 
     def _targets(self, X, y):
-        return label_matrix(y)
+        return indicator_matrix(y)
 
     def _optimizer_class(self):
         import torch
@@ -161,3 +211,69 @@ class BaseDeepHasher(BaseHasher):
 
     def _schedules(self):
         return []
+
+    def __getstate__(self):
+        # What skops reads: it may hold no torch object, so a user-supplied
+        # module, which only pickle can rebuild, is refused here.
+        if not isinstance(self.backbone, str):
+            raise TypeError(
+                f"{type(self).__name__} with a torch.nn.Module as backbone can be "
+                "saved with pickle or joblib only (load such files only from "
+                "sources you trust): a user-supplied module cannot be rebuilt "
+                "from parameters."
+            )
+        return self._saved_state()
+
+    def __reduce_ex__(self, protocol):
+        # pickle, joblib and copy come here instead of __getstate__; unlike
+        # skops they can carry a user-supplied backbone module.
+        state = self._saved_state()
+        if not isinstance(self.backbone, str):
+            state["backbone"] = _module_on_cpu(self.backbone)
+        return copyreg.__newobj__, (type(self),), state
+
+    def _saved_state(self):
+        state = dict(super().__getstate__())  # a copy: never mutate the live object
+        net = state.pop("net_", None)
+        if net is not None:
+            state["_net_weights"] = _module_arrays(net.module_)
+            state["_net_history"] = list(net.history_)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        weights = state.pop("_net_weights", None)
+        history = state.pop("_net_history", [])
+        super().__setstate__(state)
+        if weights is not None:
+            self.net_ = self._restored_net(weights, history)
+
+    def _restored_net(self, weights, history):
+        import torch
+        from skorch.history import History
+
+        # The parameters come from a file: they pass fit's checks before any
+        # network is built from them.
+        self._validate_params()
+        # The network's fresh initial weights are overwritten at once; drawing
+        # them must not move the caller's torch seed.
+        with torch.random.fork_rng(devices=[]):
+            module = self._network(self.n_features_in_)
+        net = self._skorch_net(module, _loading_device(self.device_)).initialize()
+        try:
+            net.module_.load_state_dict(
+                {
+                    name: torch.from_numpy(np.array(value))
+                    if isinstance(value, np.ndarray)
+                    else value
+                    for name, value in weights.items()
+                }
+            )
+        except RuntimeError as error:
+            raise ValueError(
+                "The saved weights do not fit the network that this "
+                f"{type(self).__name__}'s parameters build; were its parameters "
+                "changed after fit?"
+            ) from error
+        net.history_ = History(history)
+        return net

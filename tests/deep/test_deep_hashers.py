@@ -226,7 +226,7 @@ def test_dsth_uses_labels_when_given(digits):
     assert hasher.transform(X).shape == (600, 1)
     with pytest.raises(ValueError, match="1 class"):
         DSTHHasher(8, **FAST).fit(X, np.zeros(600))
-    with pytest.raises(ValueError, match="at least n_bits \\+ 2"):
+    with pytest.raises(ValueError, match="at most 8"):
         DSTHHasher(30, **FAST).fit(X[:10])
 
 

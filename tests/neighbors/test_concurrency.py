@@ -94,7 +94,9 @@ def test_multi_index_tables_are_built_once_under_contention(monkeypatch):
     assert len(built) == len(set(built)), f"tables built more than once: {built}"
     expected = HammingNeighbors(algorithm="brute").fit(database)
     for indices in results:
-        for got, want in zip(indices, expected.radius_neighbors(database[:50])[1]):
+        for got, want in zip(
+            indices, expected.radius_neighbors(database[:50])[1], strict=True
+        ):
             np.testing.assert_array_equal(got, want)
 
 

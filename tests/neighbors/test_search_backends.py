@@ -264,7 +264,9 @@ def test_radius_beyond_the_code_length_is_every_code_once(engine, radius):
     database = np.arange(256, dtype=np.uint8).reshape(-1, 1)
     nn = _engine(engine).fit(database)
     distances, indices = nn.radius_neighbors(database[:5], radius=radius)
-    for query, (found_distances, found) in enumerate(zip(distances, indices)):
+    for query, (found_distances, found) in enumerate(
+        zip(distances, indices, strict=True)
+    ):
         np.testing.assert_array_equal(found, np.arange(256))
         np.testing.assert_array_equal(
             found_distances, np.bitwise_count(np.arange(256) ^ query)

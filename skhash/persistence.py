@@ -1,0 +1,170 @@
+"""Save and load fitted estimators safely, with skops.
+
+:mod:`pickle` (and joblib) run arbitrary code while loading, so a pickled model
+is only as safe as whoever made the file. `skops <https://skops.readthedocs.io>`_
+stores an estimator as data and, when loading, builds only the types the caller
+trusts. Every skhash estimator, fitted or not, alone or inside scikit-learn
+pipelines, saves with ``skops.io.dump`` and loads with ``skops.io.load(file,
+trusted=get_trusted_types())``; :func:`dump` and :func:`load` do the same in one
+call. Outputs after a round trip are identical to the original's::
+
+    skops.io.dump(pipeline, "model.skops")
+    pipeline = skops.io.load("model.skops", trusted=get_trusted_types())
+
+A file holds NumPy arrays, built-in values and the estimators' own types,
+nothing from numba or torch: the deep hashers keep their trained network as the
+arrays of its ``state_dict`` and rebuild it from their parameters when loaded,
+on the CPU where CUDA is not available. Needs the optional skops package:
+``pip install 'skhash[skops]'``.
+
+Parameters that are themselves Python objects are saved as they are, and the
+file then carries their types, which skhash does not trust on your behalf:
+
+- A deep hasher with a user-supplied ``torch.nn.Module`` as ``backbone`` (the
+  pretrained :func:`skhash.deep.efficientnet_lite0` included) cannot be saved
+  with skops, which raises ``TypeError``: module code cannot be rebuilt from
+  data. Save it with pickle or joblib, and load such files only from sources
+  you trust.
+- A torch optimiser class as ``optimizer`` is saved as a reference to that
+  class, e.g. ``"torch.optim.sgd.SGD"``: pass it in ``trusted`` to load.
+- skorch ``callbacks`` are saved with their attributes; a callback that keeps
+  torch objects after training (``LRScheduler`` keeps its scheduler) cannot be
+  saved with skops.
+
+``skops.io.get_untrusted_types(file=...)`` lists what a file needs trusted
+before anything in it is built.
+"""
+
+__all__ = ["dump", "get_trusted_types", "load"]
+
+
+def get_trusted_types():
+    """Types skhash's estimators need trusted to load from a skops file.
+
+    Everything else that a skhash estimator saves (NumPy arrays and scalars,
+    built-in containers, scikit-learn objects) skops trusts by default; a file
+    that carries a type trusted neither by default nor here fails to load with
+    this list.
+
+    Returns
+    -------
+    trusted_types : list of str
+        Fully qualified names of skhash's public estimators, sorted; pass them
+        as ``skops.io.load(file, trusted=...)``.
+
+    See Also
+    --------
+    load : Loads a skops file trusting these types.
+
+    Examples
+    --------
+    >>> from skhash.persistence import get_trusted_types
+    >>> get_trusted_types()  # doctest: +NORMALIZE_WHITESPACE
+    ['skhash.classical._itq.CCAITQHasher', 'skhash.classical._itq.ITQHasher',
+     'skhash.classical._ksh.KSHHasher', 'skhash.classical._lsh.LSHHasher',
+     'skhash.classical._spectral.SpectralHasher',
+     'skhash.classical._sth.STHHasher', 'skhash.deep._dnnh.DNNHHasher',
+     'skhash.deep._dsh.DSHHasher', 'skhash.deep._dsth.DSTHHasher',
+     'skhash.deep._hashnet.HashNetHasher',
+     'skhash.neighbors._hamming_neighbors.HammingNeighbors']
+    """
+    from sklearn.base import BaseEstimator
+
+    import skhash
+
+    # The public estimators are exactly the top-level estimator classes (the
+    # common tests check that), and listing them imports neither torch nor
+    # numba, unlike walking every module.
+    public = (getattr(skhash, name) for name in skhash.__all__)
+    return sorted(
+        f"{cls.__module__}.{cls.__name__}"
+        for cls in public
+        if isinstance(cls, type) and issubclass(cls, BaseEstimator)
+    )
+
+
+def dump(estimator, file):
+    """Save an estimator (or a pipeline) in skops' format.
+
+    Parameters
+    ----------
+    estimator : object
+        A skhash estimator, fitted or not, or a scikit-learn object containing
+        skhash estimators, such as a :class:`~sklearn.pipeline.Pipeline`.
+    file : str, path-like or file object
+        Where to write; ``.skops`` is the usual extension.
+
+    See Also
+    --------
+    load : The inverse operation.
+
+    Examples
+    --------
+    >>> import io
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from skhash import LSHHasher
+    >>> from skhash.persistence import dump, load
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> hasher = LSHHasher(n_bits=16, random_state=0).fit(X)
+    >>> file = io.BytesIO()
+    >>> dump(hasher, file)
+    >>> _ = file.seek(0)
+    >>> np.array_equal(load(file).transform(X), hasher.transform(X))
+    True
+    """
+    _skops_io().dump(estimator, file)
+
+
+def load(file, *, trusted=None):
+    """Load a skops file, trusting skhash's types and those given.
+
+    Parameters
+    ----------
+    file : str, path-like or file object
+        A file written by :func:`dump` or ``skops.io.dump``.
+    trusted : list of str or type, default=None
+        Types to trust besides :func:`get_trusted_types`, for instance a torch
+        optimiser class given as a deep hasher's ``optimizer``.
+
+    Returns
+    -------
+    estimator : object
+        The loaded object.
+
+    Raises
+    ------
+    skops.io.exceptions.UntrustedTypesFoundException
+        When the file carries a type that is not trusted; nothing in the file
+        is built then.
+
+    See Also
+    --------
+    dump : Saves an estimator.
+    get_trusted_types : The types trusted here.
+
+    Examples
+    --------
+    >>> import io
+    >>> from sklearn.datasets import load_digits
+    >>> from skhash import ITQHasher
+    >>> from skhash.persistence import dump, load
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> file = io.BytesIO()
+    >>> dump(ITQHasher(n_bits=8, random_state=0).fit(X), file)
+    >>> _ = file.seek(0)
+    >>> load(file).transform(X[:3]).shape
+    (3, 1)
+    """
+    return _skops_io().load(file, trusted=[*get_trusted_types(), *(trusted or [])])
+
+
+def _skops_io():
+    try:
+        import skops.io
+    except ImportError as error:
+        raise ImportError(
+            "Saving and loading with skops needs the optional skops package: "
+            "pip install 'skhash[skops]'."
+        ) from error
+    return skops.io

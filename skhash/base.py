@@ -88,8 +88,8 @@ class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         if max_n_bits is not None and self.n_bits > max_n_bits:
             raise ValueError(
                 f"n_bits={self.n_bits} is more than {type(self).__name__} can learn "
-                f"from {X.shape[0]} samples of {X.shape[1]} features: at most "
-                f"{max_n_bits}."
+                f"from data of n_samples={X.shape[0]}, n_features={X.shape[1]}: "
+                f"at most {max_n_bits}."
             )
         required = self.__sklearn_tags__().target_tags.required
         if required or (self._optional_y and y is not None):

@@ -84,6 +84,11 @@ class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
             dtype=[np.float64, np.float32],
             ensure_min_samples=self._min_samples,
         )
+        required = self.__sklearn_tags__().target_tags.required
+        if required or (self._optional_y and y is not None):
+            y = check_supervision(y, n_samples=X.shape[0])
+        else:
+            y = None
         max_n_bits = self._max_n_bits(*X.shape)
         if max_n_bits is not None and self.n_bits > max_n_bits:
             raise ValueError(
@@ -91,11 +96,6 @@ class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
                 f"from data of n_samples={X.shape[0]}, n_features={X.shape[1]}: "
                 f"at most {max_n_bits}."
             )
-        required = self.__sklearn_tags__().target_tags.required
-        if required or (self._optional_y and y is not None):
-            y = check_supervision(y, n_samples=X.shape[0])
-        else:
-            y = None
         self._fit(X, y)
         return self
 

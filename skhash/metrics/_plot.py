@@ -42,10 +42,8 @@ def _encode(estimator, X_query, X_database, y_database):
     ``estimator`` is a hasher, a Pipeline ending in one, or a Pipeline ending
     in a fitted :class:`~skhash.HammingNeighbors` (whose database is used).
     """
-    from ..neighbors import HammingNeighbors
-
     final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
-    if isinstance(final, HammingNeighbors):
+    if hasattr(final, "get_database"):  # a fitted search: HammingNeighbors
         if final is estimator:
             raise TypeError(
                 "A bare HammingNeighbors cannot encode X_query; pass the hasher, or "
@@ -56,12 +54,13 @@ def _encode(estimator, X_query, X_database, y_database):
                 "The estimator ends in a fitted HammingNeighbors, whose database is "
                 "searched: leave X_database and y_database as None."
             )
-        if final._fit_y is None:
+        database, labels = final.get_database()
+        if labels is None:
             raise ValueError(
                 "The HammingNeighbors was fitted without labels; fit it with the "
                 "database labels."
             )
-        return estimator[:-1].transform(X_query), final._fit_X, final._fit_y
+        return estimator[:-1].transform(X_query), database, labels
     if (X_database is None) != (y_database is None):
         raise ValueError("Pass both X_database and y_database, or neither.")
     database = None if X_database is None else estimator.transform(X_database)

@@ -55,21 +55,20 @@ class _RetrievalScorer:
         self._params = params
 
     def __call__(self, estimator, X, y):
-        from ..neighbors import HammingNeighbors
-
         if y is None:
             raise ValueError(
                 "Retrieval scorers need labels y to tell what is relevant."
             )
         final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
-        if isinstance(final, HammingNeighbors):
-            if final._fit_y is None:
+        if hasattr(final, "get_database"):  # a fitted search: HammingNeighbors
+            database, labels = final.get_database()
+            if labels is None:
                 raise ValueError(
                     "The HammingNeighbors being scored was fitted without y; fit it "
                     "with the database labels to score retrieval."
                 )
             queries = estimator[:-1].transform(X) if final is not estimator else X
-            return self._metric(queries, final._fit_X, y, final._fit_y, **self._params)
+            return self._metric(queries, database, y, labels, **self._params)
         # A hasher: every held-out item queries the rest of its fold.
         return self._metric(estimator.transform(X), None, y, None, **self._params)
 

@@ -512,6 +512,22 @@ class HammingNeighbors(BaseEstimator):
         X = self._validate_codes(X, reset=False)
         return mean_average_precision(X, self._fit_X, y, self._fit_y)
 
+    def get_database(self):
+        """The fitted database: its codes and their labels.
+
+        Scorers and displays read the database of a fitted search through
+        this method, so that they need not know the class.
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples_fit, n_bytes), dtype uint8
+            The codes given to :meth:`fit`.
+        labels : ndarray of shape (n_samples_fit,) or (n_samples_fit, n_labels)
+            Their labels, or ``None`` when fitted without ``y``.
+        """
+        check_is_fitted(self)
+        return self._fit_X, self._fit_y
+
     def _check_fitted_with_y(self, method):
         check_is_fitted(self)
         if self._fit_y is None:

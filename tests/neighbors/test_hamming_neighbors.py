@@ -243,3 +243,14 @@ def test_query_errors():
         HammingNeighbors().fit(D, np.zeros(9))
     with pytest.raises(NotFittedError):
         HammingNeighbors().kneighbors(D)
+
+
+def test_get_database_returns_the_fitted_codes_and_labels():
+    D = _codes(10, 16, seed=3)
+    y = np.arange(10) % 3
+    with pytest.raises(NotFittedError):
+        HammingNeighbors().get_database()
+    codes, labels = HammingNeighbors().fit(D, y).get_database()
+    np.testing.assert_array_equal(codes, D)
+    np.testing.assert_array_equal(labels, y)
+    assert HammingNeighbors().fit(D).get_database()[1] is None

@@ -127,11 +127,9 @@ def popcount_limit_ns(words_t, n_jobs, n_codes):
     with a bound no code meets. Each L1-sized chunk is scanned 8 times, so
     these time the cores, not the memory.
     """
-    from skhash.neighbors._numba_kernels import (
-        popcount_compare,
-        popcount_sum,
-        run_blocks,
-    )
+    from _kernels import popcount_compare, popcount_sum
+
+    from skhash.neighbors._threads import run_blocks
 
     bounds = np.linspace(0, n_codes, 8 * n_jobs + 1).astype(np.int64)
     blocks = list(zip(bounds[:-1], bounds[1:], strict=True))
@@ -169,7 +167,7 @@ def bench_knn(rows, database, queries, n_bits, ks, threads, args, faiss):
     for n_jobs in threads:
         nn = HammingNeighbors(n_jobs=n_jobs).fit(database)
         nn.kneighbors(queries[:2], 2)  # word-major copy of the database
-        limit = popcount_limit_ns(nn._derived["words_t"], n_jobs, n_codes)
+        limit = popcount_limit_ns(nn._engines["numba"].words_t, n_jobs, n_codes)
         for k in ks:
             s_time, s_mem, (s_dist, _) = timed(
                 lambda nn=nn, k=k: nn.kneighbors(queries, k)
@@ -239,12 +237,12 @@ def bench_radius(rows, database, queries, n_bits, radii, threads, faiss):
     for n_jobs in threads:
         nn = HammingNeighbors(n_jobs=n_jobs).fit(database)
         for radius in radii:
-            nn._derived.update(built)  # tables built once, reported apart
+            nn._engines.update(built)  # tables built once, reported apart
             start = time.perf_counter()
             algorithm = "multi_index" if nn._uses_multi_index(radius) else "brute"
             nn.radius_neighbors(queries[:1], radius)
             build = time.perf_counter() - start
-            built = dict(nn._derived)
+            built = dict(nn._engines)
             used = queries if algorithm == "multi_index" else queries[:n_scan]
             seconds, memory, (_, found) = timed(
                 lambda nn=nn, radius=radius, used=used: nn.radius_neighbors(

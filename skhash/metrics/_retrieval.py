@@ -27,9 +27,9 @@ from sklearn.utils._param_validation import (
     validate_params,
 )
 
+from .._ranking import distance_block, query_batches, stable_top_k
 from .._supervision import encode_labels, relevance
 from ..codes import as_words, check_codes
-from ..neighbors._brute import distance_block, query_batches, stable_top_k
 from ..utils._param_validation import Interval
 
 __all__ = [
@@ -475,6 +475,9 @@ def precision_within_radius(
     0.6
     """
     retrieval = _Retrieval(query_codes, database_codes, query_labels, database_labels)
+    # Past the code length every item is within; leave-one-out marks each
+    # query's own column just beyond it, which a larger radius would count.
+    radius = min(radius, retrieval.max_distance)
     in_ball, relevant_in_ball = [], []
     for distances, relevant in retrieval.batches():
         within = distances <= radius

@@ -18,8 +18,9 @@ def warm_up():
         Seconds each kernel took to compile or load, the first time in this
         process.
     """
-    from . import _multi_index, _numba_kernels, _numba_radius
+    from ._index import ENGINES, engine_class
+    from ._numba_common import COMPILE_SECONDS
 
-    _numba_kernels.warm_up()
-    _numba_radius.warm_up()
-    return _multi_index.warm_up()
+    for name in ENGINES:
+        engine_class(name).warm_up()  # a no-op for engines without kernels
+    return dict(COMPILE_SECONDS)

@@ -11,9 +11,8 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._supervision import check_labels
-from ..codes import as_words
 from ..utils._param_validation import Interval, check_count
-from . import _backends, _brute
+from ._index import drop_self, engine_class, resolve
 
 __all__ = ["HammingNeighbors"]
 
@@ -37,13 +36,16 @@ class HammingNeighbors(BaseEstimator):
     radius : int, default=2
         Hamming radius of :meth:`radius_neighbors` (distances ``<= radius``).
     algorithm : {"auto", "brute", "multi_index"}, default="auto"
-        Radius search method. ``"brute"`` scans the whole database with the
-        backend. ``"multi_index"`` probes multi-index hash tables (compiled,
-        on the CPU, whatever the backend) and checks only the codes they
-        return; it is exact, and much faster than a scan for small radii.
-        ``"auto"`` uses multi-index hashing with the ``"numba"`` backend when
-        its estimated cost is below a scan's (see Notes), else ``"brute"``.
-        k-nearest-neighbour search always scans.
+        Search method, exact in every case. ``"brute"`` scans the whole
+        database with the backend. ``"multi_index"`` probes multi-index hash
+        tables (compiled, on the CPU, whatever the backend) and checks only
+        the codes they return: for a radius, the buckets the pigeonhole
+        principle requires; for k nearest, buckets at growing radii until the
+        k-th distance is certain. Much faster than a scan when neighbours are
+        a few bits away. ``"auto"`` (with the ``"numba"`` backend; otherwise
+        it scans) picks multi-index for a radius when its estimated cost is
+        below a scan's, and for k nearest tries it on a sample of the queries
+        with one scan's cost as budget per query (see Notes).
     backend : {"auto", "numba", "numpy", "faiss", "torch"}, default="auto"
         Search engine, all exact with the same results. ``"numba"``: compiled
         popcount scans (the fastest on CPUs). ``"numpy"``: the simple
@@ -104,10 +106,23 @@ class HammingNeighbors(BaseEstimator):
     n_samples_fit``, so clustered codes count as the expensive case they
     are). It picks multi-index when that is below the scan.
 
+    For k nearest, multi-index search probes every table at 0, 1, 2, ...
+    flipped bits; a code not yet found after round ``rho`` differs in more
+    than ``rho`` bits on every substring, so once the k-th distance found is
+    below that bound the answer, ties included, is certain [2]_. Under
+    ``"auto"`` each query may spend one scan's cost (the same units) and is
+    scanned instead when it would spend more; when more than a quarter of
+    the first 32 queries of a call are, the rest of the call and later calls
+    with as large a ``k`` scan directly. Uniform random codes at large ``k``
+    are the scan's case; learned codes, whose neighbours are a few bits
+    away, are the index's.
+
     References
     ----------
     .. [1] M. Norouzi, A. Punjani and D. J. Fleet, "Fast search in Hamming
        space with multi-index hashing", CVPR 2012.
+    .. [2] M. Norouzi, A. Punjani and D. J. Fleet, "Fast exact search in
+       Hamming space with multi-index hashing", IEEE TPAMI 36(6), 2014.
 
     Examples
     --------
@@ -165,15 +180,14 @@ class HammingNeighbors(BaseEstimator):
         self : HammingNeighbors
             The fitted estimator.
         """
-        self.backend_, self.device_ = _backends.resolve(self.backend, self.device)
+        self.backend_, self.device_ = resolve(self.backend, self.device)
         self._fit_X = self._validate_codes(X, reset=True)
         self.n_samples_fit_ = len(self._fit_X)
-        self._fit_words = _kernel_words(self._fit_X)
-        # Structures derived from _fit_X on first use (word-major database,
-        # FAISS index, torch tensors, multi-index tables); never pickled. The
-        # lock lets threads searching one fitted object build each just once.
-        self._derived = {}
-        self._derived_lock = threading.Lock()
+        # Search engines over _fit_X (see _index.py), built on first use and
+        # never pickled. The lock lets threads searching one fitted object
+        # build each just once.
+        self._engines = {}
+        self._engines_lock = threading.Lock()
         self._fit_y = None
         if y is not None:
             y = check_labels(y)
@@ -209,40 +223,24 @@ class HammingNeighbors(BaseEstimator):
         return X
 
     def _queries(self, X):
-        """Query words, and whether the queries are the database itself."""
+        """Validated query codes, or None when the database queries itself."""
         check_is_fitted(self)
-        if X is None:
-            return self._fit_words, True
-        return _kernel_words(self._validate_codes(X, reset=False)), False
+        return None if X is None else self._validate_codes(X, reset=False)
 
-    def _derived_structure(self, name):
-        """A search structure built from the database on first use, then kept."""
-        built = self._derived.get(name)
-        if built is not None:
-            return built
-        with self._derived_lock:
-            if name in self._derived:
-                return self._derived[name]
-            if name == "words_t":
-                built = np.ascontiguousarray(self._fit_words.T)
-            elif name == "faiss":
-                built = _backends.faiss_index(self._fit_X)
-            elif name == "torch":
-                built = _backends.TorchDatabase(self._fit_X, self.device_)
-            else:
-                from ._multi_index import MultiIndex
-
-                built = MultiIndex(self._fit_words, self._fit_X.shape[1])
-            self._derived[name] = built
-        return self._derived[name]
+    def _engine(self, name):
+        """The engine ``name`` over the database, built on first use, then kept."""
+        engine = self._engines.get(name)
+        if engine is not None:
+            return engine
+        with self._engines_lock:
+            if name not in self._engines:
+                params = {"device": self.device_} if name == "torch" else {}
+                self._engines[name] = engine_class(name)(self._fit_X, **params)
+            return self._engines[name]
 
     def _n_threads(self):
         # The scans are compute-bound: threads beyond the processors only wait.
         return min(effective_n_jobs(self.n_jobs), cpu_count())
-
-    def _query_codes(self, query_words):
-        """Packed uint8 codes of query words (for the faiss and torch backends)."""
-        return query_words.view(np.uint8)[:, : self._fit_X.shape[1]]
 
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
         """Find the k nearest codes of each query.
@@ -265,7 +263,9 @@ class HammingNeighbors(BaseEstimator):
         neigh_ind : ndarray of shape (n_queries, n_neighbors)
             Database indices; equal distances in index order.
         """
-        query_words, query_is_train = self._queries(X)
+        queries = self._queries(X)
+        query_is_train = queries is None
+        n_queries = self.n_samples_fit_ if query_is_train else len(queries)
         n_neighbors = check_count(
             self.n_neighbors if n_neighbors is None else n_neighbors, "n_neighbors"
         )
@@ -275,39 +275,35 @@ class HammingNeighbors(BaseEstimator):
             raise ValueError(
                 f"Expected n_neighbors {relation} n_samples_fit, but n_neighbors = "
                 f"{n_neighbors}, n_samples_fit = {self.n_samples_fit_}, "
-                f"n_samples = {len(query_words)}"
+                f"n_samples = {n_queries}"
             )
-
-        distances, indices = self._kneighbors(query_words, n_neighbors, query_is_train)
+        distances, indices = self._kneighbors(queries, n_neighbors)
         return (distances, indices) if return_distance else indices
 
-    def _kneighbors(self, query_words, k, exclude_self):
+    def _kneighbors(self, queries, k):
         n_jobs = self._n_threads()
-        if self.backend_ == "numba":
-            from . import _numba_kernels
-
-            return _numba_kernels.kneighbors(
-                query_words,
-                self._derived_structure("words_t"),
-                k,
-                exclude_self=exclude_self,
-                n_jobs=n_jobs,
-            )
-        if self.backend_ == "faiss":
-            return _backends.faiss_kneighbors(
-                self._derived_structure("faiss"),
-                self._query_codes(query_words),
-                k,
-                exclude_self=exclude_self,
-                n_jobs=n_jobs,
-            )
-        if self.backend_ == "torch":
-            return self._derived_structure("torch").kneighbors(
-                self._query_codes(query_words), k, exclude_self=exclude_self
-            )
-        return _brute.kneighbors(
-            query_words, self._fit_words, k, exclude_self=exclude_self, n_jobs=n_jobs
+        scan = self._engine(self.backend_)
+        if self.algorithm == "brute" or (
+            self.algorithm == "auto" and self.backend_ != "numba"
+        ):
+            return scan.kneighbors(queries, k, n_jobs=n_jobs)
+        index = self._engine("multi_index")
+        if self.algorithm == "multi_index":
+            return index.kneighbors(queries, k, n_jobs=n_jobs)
+        distances, indices, left = index.kneighbors_or_leave(
+            queries, k, n_jobs=n_jobs, budget=index.scan_cost()
         )
+        rows = np.flatnonzero(left)
+        if len(rows) == len(left):
+            return scan.kneighbors(queries, k, n_jobs=n_jobs)
+        if len(rows):  # the queries multi-index found too costly
+            if queries is None:
+                found = scan.kneighbors(self._fit_X[rows], k + 1, n_jobs=n_jobs)
+                found = drop_self(*found, rows)
+            else:
+                found = scan.kneighbors(queries[rows], k, n_jobs=n_jobs)
+            distances[rows], indices[rows] = found
+        return distances, indices
 
     def radius_neighbors(
         self, X=None, radius=None, return_distance=True, sort_results=False
@@ -334,13 +330,13 @@ class HammingNeighbors(BaseEstimator):
         neigh_ind : ndarray of shape (n_queries,), dtype object
             Arrays of database indices.
         """
-        query_words, query_is_train = self._queries(X)
+        queries = self._queries(X)
         radius = self._check_radius(radius)
         if sort_results and not return_distance:
             raise ValueError("return_distance must be True if sort_results is True.")
 
         distances, indices, indptr = self._radius_neighbors(
-            query_words, radius, query_is_train, sort_results
+            queries, radius, sort_results
         )
         indices = _split(indices, indptr)
         if not return_distance:
@@ -359,47 +355,16 @@ class HammingNeighbors(BaseEstimator):
         """Whether a radius search goes through the multi-index tables."""
         if self.algorithm != "auto":
             return self.algorithm == "multi_index"
-        if self.backend_ != "numba":
-            return False
-        from ._multi_index import use_multi_index
+        return self.backend_ == "numba" and (
+            self._engine("multi_index").cheaper_than_scan(radius)
+        )
 
-        return use_multi_index(self._derived_structure("multi_index"), radius)
-
-    def _radius_neighbors(self, query_words, radius, exclude_self, by_dist):
-        """Codes within radius, flat: query ``i``'s distances and indices are
-        ``distances[indptr[i]:indptr[i + 1]]`` and the same of ``indices``."""
-        n_jobs = self._n_threads()
-        options = {"exclude_self": exclude_self, "by_dist": by_dist}
-        if self._uses_multi_index(radius):
-            index = self._derived_structure("multi_index")
-            return index.radius_neighbors(query_words, radius, n_jobs=n_jobs, **options)
-        if self.backend_ == "numba":
-            from . import _numba_radius
-
-            return _numba_radius.radius_neighbors(
-                query_words,
-                self._derived_structure("words_t"),
-                radius,
-                n_jobs=n_jobs,
-                **options,
-            )
-        if self.backend_ == "faiss":
-            found = _backends.faiss_radius_neighbors(
-                self._derived_structure("faiss"),
-                self._query_codes(query_words),
-                radius,
-                n_jobs=n_jobs,
-                **options,
-            )
-        elif self.backend_ == "torch":
-            found = self._derived_structure("torch").radius_neighbors(
-                self._query_codes(query_words), radius, **options
-            )
-        else:
-            found = _brute.radius_neighbors(
-                query_words, self._fit_words, radius, n_jobs=n_jobs, **options
-            )
-        return _flatten(*found)
+    def _radius_neighbors(self, queries, radius, by_dist):
+        """The CSR triple (distances, indices, indptr) of the radius search."""
+        name = "multi_index" if self._uses_multi_index(radius) else self.backend_
+        return self._engine(name).radius_neighbors(
+            queries, radius, n_jobs=self._n_threads(), by_dist=by_dist
+        )
 
     def kneighbors_graph(self, X=None, n_neighbors=None, mode="connectivity"):
         """Sparse graph of the k nearest neighbours.
@@ -450,10 +415,10 @@ class HammingNeighbors(BaseEstimator):
             CSR matrix.
         """
         _check_mode(mode)
-        query_words, query_is_train = self._queries(X)
+        queries = self._queries(X)
         radius = self._check_radius(radius)
         distances, indices, indptr = self._radius_neighbors(
-            query_words, radius, query_is_train, sort_results
+            queries, radius, sort_results
         )
         data = np.ones(len(indices)) if mode == "connectivity" else distances
         return csr_matrix(
@@ -540,27 +505,15 @@ class HammingNeighbors(BaseEstimator):
         # Everything derived from _fit_X is rebuilt rather than pickled (FAISS
         # indexes and CUDA tensors do not pickle portably anyway).
         state = dict(super().__getstate__())  # a copy: never mutate the live object
-        state.pop("_fit_words", None)
-        state.pop("_derived_lock", None)
-        if "_derived" in state:
-            state["_derived"] = {}
+        state.pop("_engines_lock", None)
+        if "_engines" in state:
+            state["_engines"] = {}
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
         if "_fit_X" in state:
-            self._fit_words = _kernel_words(self._fit_X)
-            self._derived_lock = threading.Lock()
-
-
-def _kernel_words(codes):
-    """Codes as words (:func:`skhash.codes.as_words`), always writeable.
-
-    numba compiles every kernel again for read-only arrays, about 10 s more
-    on first use; copying read-only codes costs far less.
-    """
-    words = as_words(codes)
-    return words if words.flags.writeable else words.copy()
+            self._engines_lock = threading.Lock()
 
 
 def _check_mode(mode):
@@ -595,14 +548,3 @@ def _split(values, indptr):
     for i in np.flatnonzero(np.diff(indptr)).tolist():
         out[i] = values[bounds[i] : bounds[i + 1]]
     return out
-
-
-def _flatten(distances, indices):
-    """Flat (distances, indices, indptr) of per-query lists of arrays."""
-    indptr = np.zeros(len(indices) + 1, np.int64)
-    np.cumsum([len(i) for i in indices], out=indptr[1:])
-    return (
-        np.concatenate([np.zeros(0, np.int32), *distances]).astype(np.int32),
-        np.concatenate([np.zeros(0, np.intp), *indices]).astype(np.intp),
-        indptr,
-    )

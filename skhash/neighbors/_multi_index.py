@@ -14,7 +14,8 @@ and each probe meets about one code, so the cost does not grow with the
 database as a scan's does.
 
 Tables are built on first use (a counting sort, linear in the database) and
-kept; see :func:`use_multi_index` for when the automatic choice prefers them.
+kept; see :meth:`MultiIndex.cheaper_than_scan` for when the automatic choice
+prefers them.
 """
 
 import math
@@ -23,19 +24,17 @@ import threading
 import numpy as np
 from numba import njit
 
-from ._numba_kernels import (
-    _popcount,
-    _prefetch,
-    compile_once,
-    query_blocks,
-    run_blocks,
-)
-from ._numba_radius import join_blocks
+from ._index import SearchIndex
+from ._numba_common import compile_once, grow, popcount, prefetch
+from ._threads import join_blocks, query_blocks, run_blocks
 
 # Longest substring: its table has 2 ** bits buckets.
 _MAX_SUBSTRING_BITS = 28
-# Fewest queries worth handing to another thread.
+# Fewest queries worth handing to another thread: radius search, kNN.
 _QUERIES_PER_THREAD = 2048
+_KNN_PER_THREAD = 64
+# Queries that decide whether the rest of a kNN search tries multi-index.
+_KNN_SAMPLE = 32
 # Cost of one bucket probe or one candidate check, in scanned words (a random
 # memory access against a streamed, vectorised popcount).
 _RANDOM_ACCESS_COST = 64
@@ -125,11 +124,11 @@ def _search_block(
         # them overlaps the misses: about twice as fast at 10M codes.
         if i + 1 < q1 - q0:
             for u in range(n_tables):
-                _prefetch(offsets[u], query_keys[i + 1, u])
+                prefetch(offsets[u], query_keys[i + 1, u])
         for u in range(n_tables):
             key = query_keys[i, u]
             for t in range(offsets[u, key], offsets[u, key + 1]):
-                _prefetch(words, ids[u, t] * n_words)
+                prefetch(words, ids[u, t] * n_words)
         for u in range(n_tables):
             for flips in range(probe_radius[u] + 1):
                 # Gosper's hack: every mask of `flips` bits among lengths[u].
@@ -144,7 +143,7 @@ def _search_block(
                         for v in range(u):
                             other = _key(words, c, starts[v], lengths[v])
                             if (
-                                _popcount(np.uint64(other ^ query_keys[i, v]))
+                                popcount(np.uint64(other ^ query_keys[i, v]))
                                 <= (probe_radius[v])
                             ):
                                 seen = True
@@ -153,7 +152,7 @@ def _search_block(
                             continue
                         d = 0
                         for w in range(n_words):
-                            d += _popcount(words[c, w] ^ query_words[q, w])
+                            d += popcount(words[c, w] ^ query_words[q, w])
                         if d <= radius:
                             if n == capacity:
                                 return i
@@ -169,6 +168,129 @@ def _search_block(
         _sort_segment(found_ind, found_dist, first, n, n_codes if by_dist else 0)
         found_offsets[i + 1] = n
     return q1 - q0
+
+
+@njit(cache=True, nogil=True)
+def _knn_block(
+    query_words, words, starts, lengths, offsets, ids,
+    k, exclude_self, q0, q1, budget, dist, ind, left,
+):  # fmt: skip
+    """k nearest codes of queries q0..q1 by growing substring radii.
+
+    Round ``rho`` probes every table at exactly ``rho`` flipped bits, table by
+    table. A code not found after table ``u`` of round ``rho`` differs in more
+    than ``rho`` bits on tables ``0..u`` and more than ``rho - 1`` on the
+    others (pigeonhole), so its distance is at least the sum of those bounds;
+    once the k-th smallest distance found is below it, every code that could
+    rank among the k is found, ties included. A query whose work passes
+    ``budget`` scanned words is marked in ``left`` for the scan instead.
+    """
+    n_codes, n_words = words.shape
+    n_tables = len(lengths)
+    n_bits = 64 * n_words
+    query_keys = np.empty(n_tables, np.int64)
+    hist = np.zeros(n_bits + 1, np.int64)
+    capacity = 4 * k + 256
+    cand_dist = np.empty(capacity, np.int64)
+    cand_ind = np.empty(capacity, np.int64)
+    for q in range(q0, q1):
+        for u in range(n_tables):
+            query_keys[u] = _key(query_words, q, starts[u], lengths[u])
+        hist[:] = 0
+        held = 0  # candidates in the buffer, all at distance <= threshold
+        threshold = n_bits  # the k-th smallest distance once k are held
+        at_most = 0  # candidates at distance <= threshold
+        work = 0
+        finished = False
+        for rho in range(lengths.max() + 1):
+            for u in range(n_tables):
+                if rho > lengths[u]:
+                    continue
+                mask = (1 << rho) - 1
+                while mask < (1 << lengths[u]):
+                    key = query_keys[u] ^ mask
+                    work += _RANDOM_ACCESS_COST
+                    for t in range(offsets[u, key], offsets[u, key + 1]):
+                        c = ids[u, t]
+                        if exclude_self and c == q:
+                            continue
+                        seen = False
+                        for v in range(n_tables):
+                            if v == u:
+                                continue
+                            other = _key(words, c, starts[v], lengths[v])
+                            sd = popcount(np.uint64(other ^ query_keys[v]))
+                            # Found before: at a lower round, or by an earlier
+                            # table of this round.
+                            if sd < rho or (v < u and sd == rho):
+                                seen = True
+                                break
+                        if seen:
+                            continue
+                        d = 0
+                        for w in range(n_words):
+                            d += popcount(words[c, w] ^ query_words[q, w])
+                        work += _RANDOM_ACCESS_COST + n_words
+                        if at_most >= k and d > threshold:
+                            continue
+                        if held == capacity:
+                            # Keep what can still rank; grow if that is most.
+                            kept = 0
+                            for e in range(held):
+                                if cand_dist[e] <= threshold:
+                                    cand_dist[kept] = cand_dist[e]
+                                    cand_ind[kept] = cand_ind[e]
+                                    kept += 1
+                            held = kept
+                            if held > capacity // 2:
+                                capacity *= 2
+                                cand_dist = grow(cand_dist, capacity)
+                                cand_ind = grow(cand_ind, capacity)
+                        cand_dist[held] = d
+                        cand_ind[held] = c
+                        held += 1
+                        hist[d] += 1
+                        at_most += 1
+                        # Lower the threshold while k candidates stay at or
+                        # below the next distance down.
+                        while threshold > 0 and at_most - hist[threshold] >= k:
+                            at_most -= hist[threshold]
+                            threshold -= 1
+                    if mask == 0:
+                        break
+                    low = mask & -mask
+                    ripple = mask + low
+                    mask = (((ripple ^ mask) >> 2) // low) | ripple
+                if work > budget:
+                    break
+                # Distance of any code not found yet, at least; a table probed
+                # to its whole length has found every code.
+                bound = 0
+                for v in range(n_tables):
+                    probed = rho if v <= u else rho - 1
+                    if probed >= lengths[v]:
+                        bound = n_bits + 1
+                        break
+                    bound += probed + 1
+                if at_most >= k and threshold < bound:
+                    finished = True
+                    break
+            if finished or work > budget:
+                break
+        if not finished:
+            left[q] = True
+            continue
+        # The k smallest (distance, index) among the held candidates.
+        keys = np.empty(held, np.int64)
+        n = 0
+        for e in range(held):
+            if cand_dist[e] <= threshold:
+                keys[n] = cand_dist[e] * n_codes + cand_ind[e]
+                n += 1
+        keys = np.sort(keys[:n])
+        for j in range(k):
+            dist[q, j] = keys[j] // n_codes
+            ind[q, j] = keys[j] % n_codes
 
 
 def _layout(n_bytes, n_codes):
@@ -189,7 +311,7 @@ def probe_plan(radius, n_tables):
     return np.array([r for r in plan if r >= 0], np.int64)
 
 
-class MultiIndex:
+class MultiIndex(SearchIndex):
     """Multi-index hash tables over a database of codes, built lazily.
 
     Tables not yet needed cost nothing. Searches from several threads are
@@ -197,24 +319,26 @@ class MultiIndex:
 
     Parameters
     ----------
-    words : ndarray of shape (n_codes, n_words), dtype uint64
-        The database as words (:func:`skhash.codes.as_words`).
-    n_bytes : int
-        Bytes per code (the words' padding bytes are not indexed).
+    codes : ndarray of shape (n_codes, n_bytes), dtype uint8
+        The database (the words' padding bytes are not indexed).
     """
 
-    def __init__(self, words, n_bytes):
-        if len(words) >= 2**31:
+    def __init__(self, codes):
+        if len(codes) >= 2**31:
             raise ValueError("multi-index hashing supports up to 2**31 - 1 codes.")
-        self.words = words
-        self.starts, self.lengths = _layout(n_bytes, len(words))
+        super().__init__(codes)
+        n_codes, n_bytes = codes.shape
+        self.starts, self.lengths = _layout(n_bytes, n_codes)
         n_tables, n_buckets = len(self.lengths), 2 ** int(self.lengths.max())
         # Rows are filled on first use; untouched rows are never paged in.
         self.offsets = np.empty((n_tables, n_buckets + 1), np.int32)
-        self.ids = np.empty((n_tables, len(words)), np.int32)
+        self.ids = np.empty((n_tables, n_codes), np.int32)
         self.built = np.zeros(n_tables, bool)
         # Expected codes per bucket probe, from the first table (on first use).
         self.per_probe = None
+        # The smallest k for which a sample of kNN queries found the scan
+        # cheaper (see kneighbors_or_leave).
+        self.scan_from_k = math.inf
         self._lock = threading.Lock()
 
     @property
@@ -234,7 +358,7 @@ class MultiIndex:
     def _ensure_tables(self, n_tables):
         if self.built[:n_tables].all():
             return
-        warm_up()
+        self.warm_up()
         with self._lock:
             self._build_tables(n_tables)
 
@@ -274,11 +398,75 @@ class MultiIndex:
         )
         return cost, float(n_codes * n_words)
 
-    def radius_neighbors(self, query_words, radius, *, exclude_self, n_jobs, by_dist):
-        """Codes within radius, flat: (distances, indices, indptr)."""
+    def cheaper_than_scan(self, radius):
+        """The automatic rule: whether the estimated cost is under a scan's.
+
+        Cost is counted in scanned words: a scan reads ``n_codes * n_words``;
+        the multi-index search pays ``64`` per bucket probe and per candidate
+        (random memory accesses) plus the candidate's words, with probes
+        counted exactly from the probe plan and candidates estimated from the
+        bucket occupancy.
+        """
+        multi_index_cost, scan_cost = self.estimated_cost(radius)
+        return multi_index_cost < scan_cost
+
+    def kneighbors(self, queries, k, *, n_jobs):
+        distances, indices, _ = self.kneighbors_or_leave(
+            queries, k, n_jobs=n_jobs, budget=math.inf
+        )
+        return distances, indices
+
+    def kneighbors_or_leave(self, queries, k, *, n_jobs, budget):
+        """k nearest codes of the queries that cost at most ``budget`` each.
+
+        ``budget`` is in scanned words (a scan costs ``n_codes * n_words`` per
+        query). Returns distances, indices and a mask of the queries left
+        undone; their rows hold nothing. With a finite budget, the first
+        queries serve as a sample: when more than a quarter of them are left,
+        the search stops there and leaves the rest too, so codes that suit the
+        scan (uniform ones, a large ``k``) lose little to the attempt; later
+        calls with this ``k`` or a larger one leave every query at once.
+        """
+        self._ensure_tables(self.n_tables)
+        exclude_self = queries is None
+        query_words = self.query_words(queries)
+        n_queries = len(query_words)
+        distances = np.empty((n_queries, k), np.int32)
+        indices = np.empty((n_queries, k), np.int64)
+        left = np.zeros(n_queries, bool)
+
+        def search(q0, q1):
+            _knn_block(
+                query_words, self.words, self.starts, self.lengths, self.offsets,
+                self.ids, k, exclude_self, q0, q1, float(budget), distances,
+                indices, left,
+            )  # fmt: skip
+
+        start = 0
+        if math.isfinite(budget):
+            if k >= self.scan_from_k:  # an earlier sample chose the scan
+                left[:] = True
+                return distances, indices.astype(np.intp, copy=False), left
+            start = min(n_queries, _KNN_SAMPLE)
+            search(0, start)
+            if left[:start].mean() > 0.25:
+                self.scan_from_k = min(self.scan_from_k, k)
+                left[start:] = True
+                return distances, indices.astype(np.intp, copy=False), left
+        n_threads = max(1, min(n_jobs, (n_queries - start) // _KNN_PER_THREAD))
+        blocks = query_blocks(n_queries - start, n_threads, largest=n_queries)
+        run_blocks(lambda q0, q1: search(start + q0, start + q1), blocks, n_jobs)
+        return distances, indices.astype(np.intp, copy=False), left
+
+    def scan_cost(self):
+        """A scan's cost per query, in scanned words: the budget of ``auto``."""
+        return float(self.words.shape[0] * self.words.shape[1])
+
+    def radius_neighbors(self, queries, radius, *, n_jobs, by_dist):
         plan = self.probe_plan(radius)
         self._ensure_tables(len(plan))
-        query_words = np.ascontiguousarray(query_words)
+        exclude_self = queries is None
+        query_words = self.query_words(queries)
 
         def search(q0, q1):
             parts, capacity = [], 4 * (q1 - q0) + 1024
@@ -305,35 +493,36 @@ class MultiIndex:
         parts = [part for block in run_blocks(search, blocks, n_jobs) for part in block]
         return join_blocks(parts)
 
-
-def use_multi_index(index, radius):
-    """The automatic rule: multi-index when its estimated cost is under a scan's.
-
-    Cost is counted in scanned words: a scan reads ``n_codes * n_words``; the
-    multi-index search pays ``64`` per bucket probe and per candidate (random
-    memory accesses) plus the candidate's words, with probes counted exactly
-    from the probe plan and candidates estimated from the bucket occupancy.
-    """
-    multi_index_cost, scan_cost = index.estimated_cost(radius)
-    return multi_index_cost < scan_cost
+    @classmethod
+    def warm_up(cls):
+        compile_once("multi_index", _search_block, _first_calls)
+        compile_once("multi_index_knn", _knn_block, _first_knn_call)
 
 
-def warm_up():
-    """Compile (or load from cache) the multi-index kernels, once per process."""
+def _first_calls():
+    words = np.zeros((4, 1), np.uint64)
+    starts, lengths = _layout(1, 4)
+    offsets = np.empty((len(lengths), 2 ** int(lengths.max()) + 1), np.int32)
+    ids = np.empty((len(lengths), 4), np.int32)
+    for u in range(len(lengths)):
+        _build_table(words, starts[u], lengths[u], offsets[u], ids[u])
+    plan = probe_plan(1, len(lengths))
+    for by_dist in (False, True):
+        _search_block(
+            words, words, starts, lengths, plan, offsets, ids,
+            1, True, 0, 4, by_dist,
+            np.empty(8, np.int64), np.empty(8, np.int32), np.empty(5, np.int64),
+        )  # fmt: skip
 
-    def first_calls():
-        words = np.zeros((4, 1), np.uint64)
-        starts, lengths = _layout(1, 4)
-        offsets = np.empty((len(lengths), 2 ** int(lengths.max()) + 1), np.int32)
-        ids = np.empty((len(lengths), 4), np.int32)
-        for u in range(len(lengths)):
-            _build_table(words, starts[u], lengths[u], offsets[u], ids[u])
-        plan = probe_plan(1, len(lengths))
-        for by_dist in (False, True):
-            _search_block(
-                words, words, starts, lengths, plan, offsets, ids,
-                1, True, 0, 4, by_dist,
-                np.empty(8, np.int64), np.empty(8, np.int32), np.empty(5, np.int64),
-            )  # fmt: skip
 
-    return compile_once("multi_index", _search_block, first_calls)
+def _first_knn_call():
+    words = np.zeros((4, 1), np.uint64)
+    starts, lengths = _layout(1, 4)
+    offsets = np.empty((len(lengths), 2 ** int(lengths.max()) + 1), np.int32)
+    ids = np.empty((len(lengths), 4), np.int32)
+    for u in range(len(lengths)):
+        _build_table(words, starts[u], lengths[u], offsets[u], ids[u])
+    _knn_block(
+        words, words, starts, lengths, offsets, ids, 1, True, 0, 4, np.inf,
+        np.empty((4, 1), np.int32), np.empty((4, 1), np.int64), np.zeros(4, bool),
+    )  # fmt: skip

@@ -1,26 +1,34 @@
 """Compiled exact radius scan: every code within a Hamming radius, by a full scan.
 
-The scan of :mod:`._numba_kernels` with a fixed bound: each run of codes is
-first counted with vectorised popcounts, and only runs with codes inside the
-radius are looked at one by one. Found pairs go to growable flat buffers and
-are grouped by query at the end with stable counting sorts, so each query's
+The scan of :mod:`._numba_knn` with a fixed bound: each run of codes is first
+counted with vectorised popcounts, and only runs with codes inside the radius
+are looked at one by one. Found pairs go to growable flat buffers and are
+grouped by query at the end with stable counting sorts, so each query's
 neighbours come in index order, or in (distance, index) order.
 """
 
 import numpy as np
 from numba import njit
 
-from ._numba_kernels import (
-    _SUBCHUNK,
-    _chunk_distances,
-    _count_within,
-    _grow,
-    _popcount,
-    chunk_size,
-    compile_once,
-    query_blocks,
-    run_blocks,
-)
+from ._numba_common import SUBCHUNK, chunk_distances, grow, popcount
+
+
+@njit(cache=True, nogil=True)
+def _count_within(query_words, q, database_t, acc, base, start, stop, bound):
+    """How many codes start..stop are at distance <= bound (vectorised)."""
+    n_words = database_t.shape[0]
+    last = n_words - 1
+    word = query_words[q, last]
+    row = database_t[last, start:stop]
+    past = 0
+    if n_words == 1:
+        for j in range(stop - start):
+            past += popcount(row[j] ^ word) > bound
+    else:
+        partial = acc[start - base : stop - base]
+        for j in range(stop - start):
+            past += partial[j] + popcount(row[j] ^ word) > bound
+    return stop - start - past
 
 
 @njit(cache=True, nogil=True)
@@ -84,10 +92,10 @@ def radius_block(query_words, database_t, radius, exclude_self, q0, q1, chunk, b
         c1 = min(c0 + chunk, n_codes)
         for i in range(q1 - q0):
             q = q0 + i
-            _chunk_distances(query_words, q, database_t, c0, c1, acc)
+            chunk_distances(query_words, q, database_t, c0, c1, acc)
             word = query_words[q, last]
-            for s0 in range(c0, c1, _SUBCHUNK):
-                s1 = min(s0 + _SUBCHUNK, c1)
+            for s0 in range(c0, c1, SUBCHUNK):
+                s1 = min(s0 + SUBCHUNK, c1)
                 hits = _count_within(
                     query_words, q, database_t, acc, c0, s0, s1, radius
                 )
@@ -95,11 +103,11 @@ def radius_block(query_words, database_t, radius, exclude_self, q0, q1, chunk, b
                     continue
                 if n + hits > size:
                     size = 2 * (n + hits)
-                    query_of = _grow(query_of, size)
-                    found_ind = _grow(found_ind, size)
-                    found_dist = _grow(found_dist, size)
+                    query_of = grow(query_of, size)
+                    found_ind = grow(found_ind, size)
+                    found_dist = grow(found_dist, size)
                 for j in range(s0, s1):
-                    d = _popcount(database_t[last, j] ^ word)
+                    d = popcount(database_t[last, j] ^ word)
                     if n_words > 1:
                         d += acc[j - c0]
                     if d <= radius and not (exclude_self and j == q):
@@ -109,53 +117,4 @@ def radius_block(query_words, database_t, radius, exclude_self, q0, q1, chunk, b
                         n += 1
     return group_results(
         query_of[:n], found_ind[:n], found_dist[:n], q1 - q0, 64 * n_words, by_dist
-    )
-
-
-def radius_neighbors(query_words, database_t, radius, *, exclude_self, n_jobs, by_dist):
-    """Exact radius neighbours by a full scan, flat (see :func:`join_blocks`)."""
-    warm_up()
-    query_words = np.ascontiguousarray(query_words)
-    chunk = chunk_size(database_t.shape[0])
-
-    def search(q0, q1):
-        return radius_block(
-            query_words, database_t, radius, exclude_self, q0, q1, chunk, by_dist
-        )
-
-    blocks = query_blocks(len(query_words), n_jobs)
-    return join_blocks(run_blocks(search, blocks, n_jobs))
-
-
-def join_blocks(block_results):
-    """Flat (distances, indices, indptr) of all queries from blocks' results.
-
-    Each block gives (indices, distances, offsets) with its queries' runs at
-    ``offsets[i]:offsets[i + 1]``; query ``i`` of the whole search gets
-    ``indptr[i]:indptr[i + 1]`` of the joined arrays, as in a CSR matrix.
-    """
-    if len(block_results) == 1 and block_results[0][2][0] == 0:
-        indices, distances, offsets = block_results[0]
-        n = offsets[-1]
-        return distances[:n], indices[:n].astype(np.intp, copy=False), offsets
-    indices = [found[offsets[0] : offsets[-1]] for found, _, offsets in block_results]
-    distances = [found[offsets[0] : offsets[-1]] for _, found, offsets in block_results]
-    counts = [np.diff(offsets) for _, _, offsets in block_results]
-    indptr = np.zeros(1 + sum(len(c) for c in counts), np.int64)
-    np.cumsum(np.concatenate([np.zeros(0, np.int64), *counts]), out=indptr[1:])
-    return (
-        np.concatenate([np.zeros(0, np.int32), *distances]),
-        np.concatenate([np.zeros(0, np.intp), *indices]).astype(np.intp, copy=False),
-        indptr,
-    )
-
-
-def warm_up():
-    """Compile (or load from cache) the radius scan, once per process."""
-    words = np.zeros((3, 2), np.uint64)
-    words_t = np.ascontiguousarray(words.T)
-    return compile_once(
-        "radius_block",
-        radius_block,
-        lambda: radius_block(words, words_t, 1, True, 0, 3, 8, True),
     )

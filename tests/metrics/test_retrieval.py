@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import UndefinedMetricWarning
 
-import skhash.neighbors._brute
+import skhash._ranking
 from skhash.codes import pack_codes
 from skhash.metrics import (
     mean_average_precision,
@@ -247,7 +247,7 @@ def test_results_do_not_depend_on_the_batch_size(monkeypatch, ties):
         )
 
     expected = everything()
-    monkeypatch.setattr(skhash.neighbors._brute, "_BATCH_ELEMENTS", 7)
+    monkeypatch.setattr(skhash._ranking, "_BATCH_ELEMENTS", 7)
     for value, reference in zip(everything(), expected, strict=True):
         np.testing.assert_allclose(value, reference)
 
@@ -363,3 +363,11 @@ def test_precision_at_k_larger_than_the_database_warns(ties):
 def test_bools_are_not_counts(call):
     with pytest.raises(ValueError, match="must be an int .* Got (True|False)"):
         call()
+
+
+@pytest.mark.parametrize("radius", [8, 9, 64, 65, 2**40])
+def test_leave_one_out_radius_beyond_the_code_length_excludes_the_query(radius):
+    # Found by the property tests: at radius 65 each 64-bit query counted
+    # itself (0.5 here instead of 1.0).
+    codes = pack_codes([[0] * 8, [0] * 8])
+    assert precision_within_radius(codes, None, [0, 0], radius=radius) == 1.0

@@ -213,7 +213,7 @@ def test_pickle_and_clone_each_backend(engine):
     nn = _engine(engine, n_neighbors=4, radius=3).fit(D, np.arange(200) % 3)
     before = nn.kneighbors(D[:9]), nn.radius_neighbors(D[:9])  # builds indexes
     restored = pickle.loads(pickle.dumps(nn))
-    assert restored._derived == {} and restored.backend_ == nn.backend_
+    assert restored._engines == {} and restored.backend_ == nn.backend_
     for got, want in zip(restored.kneighbors(D[:9]), before[0], strict=True):
         np.testing.assert_array_equal(got, want)
     _assert_same_radius(restored.radius_neighbors(D[:9]), before[1])
@@ -226,7 +226,7 @@ def test_faiss_index_is_not_pickled():
     pytest.importorskip("faiss")
     nn = HammingNeighbors(backend="faiss").fit(_codes(50, 16, seed=9))
     nn.kneighbors()
-    assert "faiss" in nn._derived
+    assert "faiss" in nn._engines
     assert b"IndexBinary" not in pickle.dumps(nn)
 
 
@@ -278,19 +278,76 @@ def test_radius_beyond_the_code_length_is_every_code_once(engine, radius):
 
 
 def test_compile_notice_only_with_a_cold_cache(monkeypatch, caplog):
-    from skhash.neighbors import _numba_kernels
+    from skhash.neighbors import _numba_common
+    from skhash.neighbors._scan_index import ScanIndex
 
-    monkeypatch.setattr(_numba_kernels, "COMPILE_SECONDS", {})
-    monkeypatch.setattr(_numba_kernels, "_announced", [])
+    monkeypatch.setattr(_numba_common, "COMPILE_SECONDS", {})
+    monkeypatch.setattr(_numba_common, "_announced", [])
     with caplog.at_level("WARNING", logger="skhash"):
-        _numba_kernels.warm_up()
+        ScanIndex.warm_up()
     assert not caplog.records  # the kernels are in numba's cache by now
-    monkeypatch.setattr(_numba_kernels, "COMPILE_SECONDS", {})
-    monkeypatch.setattr(_numba_kernels, "_is_cached", lambda kernel: False)
+    monkeypatch.setattr(_numba_common, "COMPILE_SECONDS", {})
+    monkeypatch.setattr(_numba_common, "_is_cached", lambda kernel: False)
     with caplog.at_level("WARNING", logger="skhash"):
-        _numba_kernels.warm_up()
-        _numba_kernels.warm_up()
+        ScanIndex.warm_up()
+        ScanIndex.warm_up()
     assert [r.getMessage() for r in caplog.records] == [
         "skhash: compiling the Hamming search kernels, once per installation "
         "(about 30 s; numba caches them on disk)."
     ]
+
+
+def _duplicated_codes(n, n_bits, seed):
+    """Codes drawn from a pool of five: long runs of exact duplicates."""
+    rng = np.random.RandomState(seed)
+    return pack_codes(rng.randint(2, size=(5, n_bits))[rng.randint(5, size=n)])
+
+
+@pytest.mark.parametrize("n_bits", [8, 16, 64, 100, 128, 512])
+@pytest.mark.parametrize("kind", ["uniform", "clustered", "duplicates"])
+def test_multi_index_knn_equals_the_scan(n_bits, kind):
+    n = 300
+    if kind == "duplicates":
+        D = _duplicated_codes(n, n_bits, seed=n_bits)
+    else:
+        D = _codes(n, n_bits, seed=n_bits, clustered=kind == "clustered")
+    Q = np.concatenate([D[:20], _codes(20, n_bits, seed=n_bits + 1)])
+    index = HammingNeighbors(algorithm="multi_index").fit(D)
+    scan = HammingNeighbors(algorithm="brute").fit(D)
+    for k in (1, 2, 10, n - 1):
+        for X in (Q, None):
+            for got, want in zip(
+                index.kneighbors(X, k), scan.kneighbors(X, k), strict=True
+            ):
+                np.testing.assert_array_equal(got, want)
+    for got, want in zip(index.kneighbors(Q, n), scan.kneighbors(Q, n), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_auto_knn_uses_multi_index_on_clustered_codes_and_scans_uniform_ones():
+    # As learned codes are: 500 centres of about 100 codes, each a centre with
+    # every bit flipped with probability 0.05, so neighbours are a few bits away.
+    rng = np.random.RandomState(30)
+    centres = rng.randint(2, size=(500, 64))
+    flips = rng.rand(50_000, 64) < 0.05
+    clustered = pack_codes(centres[rng.randint(500, size=50_000)] ^ flips)
+    nn = HammingNeighbors(n_neighbors=10).fit(clustered)
+    got = nn.kneighbors(clustered[:500])
+    assert nn._engines["multi_index"].scan_from_k == np.inf  # no sample failed
+    want = HammingNeighbors(n_neighbors=10, algorithm="brute").fit(clustered)
+    for got_part, want_part in zip(got, want.kneighbors(clustered[:500]), strict=True):
+        np.testing.assert_array_equal(got_part, want_part)
+
+    uniform = _codes(20_000, 64, seed=31)
+    nn = HammingNeighbors(n_neighbors=100).fit(uniform)
+    got = nn.kneighbors(uniform[:500])
+    # A random 64-bit code's 100th neighbour is ~20 bits away: the sample
+    # costs more than scans, and the rest of the call (and later ones) scan.
+    assert nn._engines["multi_index"].scan_from_k == 100
+    want = HammingNeighbors(n_neighbors=100, algorithm="brute").fit(uniform)
+    for got_part, want_part in zip(got, want.kneighbors(uniform[:500]), strict=True):
+        np.testing.assert_array_equal(got_part, want_part)
+    # Self-queries left to the scan still exclude themselves.
+    got = nn.kneighbors(n_neighbors=100)
+    for got_part, want_part in zip(got, want.kneighbors(), strict=True):
+        np.testing.assert_array_equal(got_part, want_part)

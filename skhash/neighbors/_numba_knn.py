@@ -1,4 +1,4 @@
-"""Compiled exact Hamming scan for the k nearest neighbours, and shared helpers.
+"""Compiled exact Hamming scan for the k nearest neighbours.
 
 The database is kept word-major (``database_t[w, j]`` is word ``w`` of code
 ``j``), so the innermost loops run over consecutive codes. A block of queries
@@ -22,97 +22,12 @@ within the bound counted per run of 512 and only runs with some looked at one
 by one. Candidates sit in a buffer in index order; a full buffer drops those
 past ``t`` and all but the first ones at ``t``. A final stable counting sort
 by distance orders the ``k`` survivors by (distance, index).
-
-The kernels are serial and release the GIL; the callers run query blocks on a
-pool of ``n_jobs`` threads. That maps ``n_jobs`` exactly, leaves numba's global
-thread settings alone and is safe when several threads search at once.
-
-numba is imported here and in ``_multi_index`` only, and those modules on first
-use only, so ``import skhash`` stays light. Kernels are compiled once and cached on
-disk (``cache=True``); :func:`warm_up` pays and reports that cost.
 """
 
-import itertools
-import logging
-import os
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
-from joblib import cpu_count
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
-# A database chunk of this many bytes stays in L1 while a query block scans it.
-_CHUNK_BYTES = 16384
-# Codes tested together before looking at any of them one by one.
-_SUBCHUNK = 512
-# Queries that share one pass over the database.
-_QUERY_BLOCK = 64
-# Bound on one query block's candidate buffers, in bytes.
-_BUFFER_BYTES = 1 << 24
-
-#: Seconds spent compiling (or loading from numba's cache) each kernel, filled
-#: by :func:`warm_up`.
-COMPILE_SECONDS = {}
-_compile_lock = threading.RLock()
-logger = logging.getLogger("skhash")
-
-
-@intrinsic
-def _popcount(typingctx, word):
-    """Number of set bits of a uint64 (LLVM's ctpop, vectorised with AVX2)."""
-    signature = types.int64(types.uint64)
-
-    def codegen(context, builder, sig, args):
-        return builder.ctpop(args[0])
-
-    return signature, codegen
-
-
-@intrinsic
-def _rarely(typingctx, condition):
-    """``condition``, marked unlikely so its branch is laid out of the loop.
-
-    Without the hint LLVM puts the rare code inline and jumps over it: a taken
-    branch per code, which caps the scan at one code per cycle.
-    """
-    signature = types.boolean(types.boolean)
-
-    def codegen(context, builder, sig, args):
-        bit = ir.IntType(1)
-        expect = builder.module.declare_intrinsic(
-            "llvm.expect", [bit], ir.FunctionType(bit, [bit, bit])
-        )
-        return builder.call(expect, [args[0], ir.Constant(bit, 0)])
-
-    return signature, codegen
-
-
-@intrinsic
-def _prefetch(typingctx, array, index):
-    """Ask for ``array.flat[index]`` to be brought into the cache (no effect
-    on results): random accesses issued together overlap their misses."""
-    signature = types.void(array, index)
-
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        byte_pointer = ir.IntType(8).as_pointer()
-        int32 = ir.IntType(32)
-        prefetch = builder.module.declare_intrinsic(
-            "llvm.prefetch",
-            [byte_pointer],
-            ir.FunctionType(ir.VoidType(), [byte_pointer, int32, int32, int32]),
-        )
-        address = builder.bitcast(builder.gep(data, [args[1]]), byte_pointer)
-        # A read (0), kept in all cache levels (3), of data (1).
-        flags = [ir.Constant(int32, value) for value in (0, 3, 1)]
-        builder.call(prefetch, [address, *flags])
-        return context.get_dummy_value()
-
-    return signature, codegen
+from ._numba_common import SUBCHUNK, chunk_distances, popcount, rarely
 
 
 @njit(cache=True, nogil=True)
@@ -131,24 +46,6 @@ def _compact(dist, ind, count, threshold, keep_at_threshold):
 
 
 @njit(cache=True, nogil=True)
-def _chunk_distances(query_words, q, database_t, start, stop, acc):
-    """Distances over all words but the last, into acc[: stop - start]."""
-    n_words = database_t.shape[0]
-    # 1-D rows and a zero-based loop let LLVM vectorise the popcounts.
-    n = stop - start
-    if n_words > 1:
-        word = query_words[q, 0]
-        row = database_t[0, start:stop]
-        for j in range(n):
-            acc[j] = _popcount(row[j] ^ word)
-        for w in range(1, n_words - 1):
-            word = query_words[q, w]
-            row = database_t[w, start:stop]
-            for j in range(n):
-                acc[j] += _popcount(row[j] ^ word)
-
-
-@njit(cache=True, nogil=True)
 def _finish_within(query_words, q, database_t, acc, base, start, stop, bound):
     """Add the last word into acc[start - base : stop - base]; count <= bound."""
     last = database_t.shape[0] - 1
@@ -159,27 +56,9 @@ def _finish_within(query_words, q, database_t, acc, base, start, stop, bound):
     # counting those within it.
     past = 0
     for j in range(stop - start):
-        d = partial[j] + _popcount(row[j] ^ word)
+        d = partial[j] + popcount(row[j] ^ word)
         partial[j] = d
         past += d > bound
-    return stop - start - past
-
-
-@njit(cache=True, nogil=True)
-def _count_within(query_words, q, database_t, acc, base, start, stop, bound):
-    """How many codes start..stop are at distance <= bound (vectorised)."""
-    n_words = database_t.shape[0]
-    last = n_words - 1
-    word = query_words[q, last]
-    row = database_t[last, start:stop]
-    past = 0
-    if n_words == 1:
-        for j in range(stop - start):
-            past += _popcount(row[j] ^ word) > bound
-    else:
-        partial = acc[start - base : stop - base]
-        for j in range(stop - start):
-            past += partial[j] + _popcount(row[j] ^ word) > bound
     return stop - start - past
 
 
@@ -260,7 +139,7 @@ def _seed(state, i, query_words, q, database_t, n_seed, k, excluded, acc):
         word = query_words[q, w]
         row = database_t[w, :n_seed]
         for j in range(n_seed):
-            acc[j] += _popcount(row[j] ^ word)
+            acc[j] += popcount(row[j] ^ word)
     hist, cand_dist, cand_ind = _candidates(state[i])
     for j in range(n_seed):
         hist[acc[j]] += j != excluded
@@ -338,17 +217,17 @@ def _scan_one_word(query_words, database_t, c0, c1, q0, g, k, exclude_self, stat
     row = database_t[0, c0:c1]
     for j in range(c1 - c0):
         x = row[j]
-        d = _popcount(x ^ qa0)
-        if _rarely(d <= limit):
+        d = popcount(x ^ qa0)
+        if rarely(d <= limit):
             limit = _offer_in_group(state, g, 0, d, c0 + j, k, exclude_self, q0)
-        d = _popcount(x ^ qb0)
-        if _rarely(d <= limit):
+        d = popcount(x ^ qb0)
+        if rarely(d <= limit):
             limit = _offer_in_group(state, g, 1, d, c0 + j, k, exclude_self, q0)
-        d = _popcount(x ^ qc0)
-        if _rarely(d <= limit):
+        d = popcount(x ^ qc0)
+        if rarely(d <= limit):
             limit = _offer_in_group(state, g, 2, d, c0 + j, k, exclude_self, q0)
-        d = _popcount(x ^ qd0)
-        if _rarely(d <= limit):
+        d = popcount(x ^ qd0)
+        if rarely(d <= limit):
             limit = _offer_in_group(state, g, 3, d, c0 + j, k, exclude_self, q0)
 
 
@@ -363,17 +242,17 @@ def _scan_two_words(query_words, database_t, c0, c1, q0, g, k, exclude_self, sta
     row0, row1 = database_t[0, c0:c1], database_t[1, c0:c1]
     for j in range(c1 - c0):
         x0, x1 = row0[j], row1[j]
-        d = _popcount(x0 ^ qa0) + _popcount(x1 ^ qa1)
-        if _rarely(d <= limit):
+        d = popcount(x0 ^ qa0) + popcount(x1 ^ qa1)
+        if rarely(d <= limit):
             limit = _offer_in_group(state, g, 0, d, c0 + j, k, exclude_self, q0)
-        d = _popcount(x0 ^ qb0) + _popcount(x1 ^ qb1)
-        if _rarely(d <= limit):
+        d = popcount(x0 ^ qb0) + popcount(x1 ^ qb1)
+        if rarely(d <= limit):
             limit = _offer_in_group(state, g, 1, d, c0 + j, k, exclude_self, q0)
-        d = _popcount(x0 ^ qc0) + _popcount(x1 ^ qc1)
-        if _rarely(d <= limit):
+        d = popcount(x0 ^ qc0) + popcount(x1 ^ qc1)
+        if rarely(d <= limit):
             limit = _offer_in_group(state, g, 2, d, c0 + j, k, exclude_self, q0)
-        d = _popcount(x0 ^ qd0) + _popcount(x1 ^ qd1)
-        if _rarely(d <= limit):
+        d = popcount(x0 ^ qd0) + popcount(x1 ^ qd1)
+        if rarely(d <= limit):
             limit = _offer_in_group(state, g, 3, d, c0 + j, k, exclude_self, q0)
 
 
@@ -392,36 +271,36 @@ def _scan_four_words(query_words, database_t, c0, c1, q0, g, k, exclude_self, st
     for j in range(c1 - c0):
         x0, x1, x2, x3 = row0[j], row1[j], row2[j], row3[j]
         d = (
-            _popcount(x0 ^ qa0)
-            + _popcount(x1 ^ qa1)
-            + _popcount(x2 ^ qa2)
-            + _popcount(x3 ^ qa3)
+            popcount(x0 ^ qa0)
+            + popcount(x1 ^ qa1)
+            + popcount(x2 ^ qa2)
+            + popcount(x3 ^ qa3)
         )
-        if _rarely(d <= limit):
+        if rarely(d <= limit):
             limit = _offer_in_group(state, g, 0, d, c0 + j, k, exclude_self, q0)
         d = (
-            _popcount(x0 ^ qb0)
-            + _popcount(x1 ^ qb1)
-            + _popcount(x2 ^ qb2)
-            + _popcount(x3 ^ qb3)
+            popcount(x0 ^ qb0)
+            + popcount(x1 ^ qb1)
+            + popcount(x2 ^ qb2)
+            + popcount(x3 ^ qb3)
         )
-        if _rarely(d <= limit):
+        if rarely(d <= limit):
             limit = _offer_in_group(state, g, 1, d, c0 + j, k, exclude_self, q0)
         d = (
-            _popcount(x0 ^ qc0)
-            + _popcount(x1 ^ qc1)
-            + _popcount(x2 ^ qc2)
-            + _popcount(x3 ^ qc3)
+            popcount(x0 ^ qc0)
+            + popcount(x1 ^ qc1)
+            + popcount(x2 ^ qc2)
+            + popcount(x3 ^ qc3)
         )
-        if _rarely(d <= limit):
+        if rarely(d <= limit):
             limit = _offer_in_group(state, g, 2, d, c0 + j, k, exclude_self, q0)
         d = (
-            _popcount(x0 ^ qd0)
-            + _popcount(x1 ^ qd1)
-            + _popcount(x2 ^ qd2)
-            + _popcount(x3 ^ qd3)
+            popcount(x0 ^ qd0)
+            + popcount(x1 ^ qd1)
+            + popcount(x2 ^ qd2)
+            + popcount(x3 ^ qd3)
         )
-        if _rarely(d <= limit):
+        if rarely(d <= limit):
             limit = _offer_in_group(state, g, 3, d, c0 + j, k, exclude_self, q0)
 
 
@@ -438,9 +317,9 @@ def _scan_words(query_words, database_t, c0, c1, q0, i, k, exclude_self, state, 
     if limit < 0:
         return
     excluded = q if exclude_self else -1
-    _chunk_distances(query_words, q, database_t, c0, c1, acc)
-    for s0 in range(c0, c1, _SUBCHUNK):
-        s1 = min(s0 + _SUBCHUNK, c1)
+    chunk_distances(query_words, q, database_t, c0, c1, acc)
+    for s0 in range(c0, c1, SUBCHUNK):
+        s1 = min(s0 + SUBCHUNK, c1)
         hits = _finish_within(query_words, q, database_t, acc, c0, s0, s1, limit)
         found = 0
         for j in range(s0 - c0, s1 - c0):
@@ -502,203 +381,3 @@ def knn_block(query_words, database_t, k, exclude_self, q0, q1, chunk, dist, ind
             if position < k:
                 dist[q0 + i, position] = d
                 ind[q0 + i, position] = cand_ind[t]
-
-
-@njit(cache=True, nogil=True)
-def _grow(array, size):
-    grown = np.empty(size, array.dtype)
-    grown[: len(array)] = array
-    return grown
-
-
-@njit(cache=True, nogil=True)
-def popcount_sum(database_t, start, stop, repeats):
-    """Sum of the popcounts of codes start..stop: a scan with no selection.
-
-    Each L1-sized chunk is summed ``repeats`` times, so with a few repeats
-    this times the popcount throughput of the core (the hardware limit of any
-    exact scan) rather than the memory bandwidth.
-    """
-    total = 0
-    chunk = chunk_size(database_t.shape[0])
-    for c0 in range(start, stop, chunk):
-        c1 = min(c0 + chunk, stop)
-        for _ in range(repeats):
-            for w in range(database_t.shape[0]):
-                row = database_t[w, c0:c1]
-                for j in range(c1 - c0):
-                    total += _popcount(row[j])
-    return total
-
-
-@njit(cache=True, nogil=True)
-def popcount_compare(database_t, start, stop, repeats, bound):
-    """Codes start..stop within ``bound`` of four fixed words, by the loop of
-    the one-word kNN scan: the per-pair work of that scan, with no selection.
-
-    With a ``bound`` no code meets this times the four XOR, popcount and
-    compare per word; each L1-sized chunk is scanned ``repeats`` times.
-    Returns how many codes met the bound (found codes are noted in a small
-    ring, which keeps the branches as branches, as in the scan).
-    """
-    found = 0
-    noted = np.empty(64, np.int64)
-    row_all = database_t[0]
-    w0, w1, w2, w3 = row_all[0], row_all[1], row_all[2], row_all[3]
-    chunk = chunk_size(1)
-    for c0 in range(start, stop, chunk):
-        row = row_all[c0 : min(c0 + chunk, stop)]
-        for _ in range(repeats):
-            for j in range(len(row)):
-                x = row[j]
-                if _rarely(_popcount(x ^ w0) <= bound):
-                    noted[found & 63] = j
-                    found += 1
-                if _rarely(_popcount(x ^ w1) <= bound):
-                    noted[found & 63] = j
-                    found += 1
-                if _rarely(_popcount(x ^ w2) <= bound):
-                    noted[found & 63] = j
-                    found += 1
-                if _rarely(_popcount(x ^ w3) <= bound):
-                    noted[found & 63] = j
-                    found += 1
-    return found
-
-
-def compile_once(name, kernel, call):
-    """Run ``call()`` (a first call of ``kernel``) once per process, timed.
-
-    The seconds go to ``COMPILE_SECONDS[name]``. With numba's disk cache empty
-    (a fresh installation, or a new numba) compiling all the search kernels
-    takes tens of seconds; a one-line log message says so rather than leaving
-    a first search silent for that long.
-    """
-    with _compile_lock:
-        if name not in COMPILE_SECONDS:
-            if not _is_cached(kernel) and not _announced:
-                _announced.append(name)
-                logger.warning(
-                    "skhash: compiling the Hamming search kernels, once per "
-                    "installation (about 30 s; numba caches them on disk)."
-                )
-            start = time.perf_counter()
-            call()
-            COMPILE_SECONDS[name] = time.perf_counter() - start
-    return dict(COMPILE_SECONDS)
-
-
-_announced = []
-
-
-def _is_cached(kernel):
-    """Whether numba's disk cache has an index for this kernel (best effort)."""
-    try:
-        return os.path.exists(kernel._cache._cache_file._index_path)
-    except AttributeError:  # numba's cache internals moved: assume cached
-        return True
-
-
-def warm_up():
-    """Compile (or load from numba's disk cache) the kNN scan, once per process.
-
-    Returns
-    -------
-    seconds : dict
-        Seconds spent per kernel the first time (all modules' kernels warmed
-        up so far); later calls return the same.
-    """
-    words = np.zeros((3, 2), np.uint64)
-    words_t = np.ascontiguousarray(words.T)
-    dist = np.empty((3, 1), np.int32)
-    ind = np.empty((3, 1), np.int64)
-    compile_once(
-        "knn_block",
-        knn_block,
-        lambda: knn_block(words, words_t, 1, True, 0, 3, 8, dist, ind),
-    )
-    return compile_once(
-        "popcount_sum", popcount_sum, lambda: popcount_sum(words_t, 0, 3, 1)
-    )
-
-
-@njit(cache=True, nogil=True)
-def chunk_size(n_words):
-    """Codes per database chunk for codes of ``n_words`` words."""
-    return max(_SUBCHUNK, _CHUNK_BYTES // (8 * n_words) // _SUBCHUNK * _SUBCHUNK)
-
-
-def query_blocks(n_queries, n_jobs, per_query_bytes=0, largest=_QUERY_BLOCK):
-    """Query ranges: big enough to share the database scan (at most
-    ``largest`` queries), enough for n_jobs."""
-    size = min(largest, -(-n_queries // max(1, n_jobs)))
-    if per_query_bytes:
-        size = min(size, _BUFFER_BYTES // per_query_bytes)
-    size = max(1, size)
-    return [(s, min(s + size, n_queries)) for s in range(0, n_queries, size)]
-
-
-def run_blocks(function, blocks, n_jobs):
-    """function(q0, q1) for every block, on n_jobs threads; results in order.
-
-    The calling thread takes blocks too, beside ``n_jobs - 1`` pool threads:
-    handing work to a pool thread costs ~40 us here, more than a small
-    radius search of a whole block.
-    """
-    n_threads = min(n_jobs, len(blocks))
-    if n_threads == 1:
-        return [function(q0, q1) for q0, q1 in blocks]
-    results = [None] * len(blocks)
-    next_block = itertools.count()  # next() on it is atomic under the GIL
-
-    def work():
-        for b in iter(next_block.__next__, None):
-            if b >= len(blocks):
-                return
-            results[b] = function(*blocks[b])
-
-    helpers = [_pool().submit(work) for _ in range(n_threads - 1)]
-    try:
-        work()
-    finally:
-        for helper in helpers:
-            # A helper still queued behind other searches' has nothing left to
-            # do: cancel it rather than wait for its turn.
-            if not helper.cancel():
-                helper.result()
-    return results
-
-
-_pool_lock = threading.Lock()
-_shared_pool = []
-
-
-def _pool():
-    """The search threads, kept (starting one costs ~0.1 ms) and shared by
-    every search: one fewer than the processors, since callers work too."""
-    with _pool_lock:
-        if not _shared_pool:
-            _shared_pool.append(
-                ThreadPoolExecutor(
-                    max_workers=max(1, cpu_count() - 1),
-                    thread_name_prefix="skhash-search",
-                )
-            )
-        return _shared_pool[0]
-
-
-def kneighbors(query_words, database_t, k, *, exclude_self, n_jobs):
-    """Exact k nearest neighbours; returns (distances int32, indices intp)."""
-    warm_up()
-    n_queries = len(query_words)
-    query_words = np.ascontiguousarray(query_words)
-    dist = np.empty((n_queries, k), np.int32)
-    ind = np.empty((n_queries, k), np.int64)
-    chunk = chunk_size(database_t.shape[0])
-    capacity = min(k + max(k, 256), database_t.shape[1] + 1)
-
-    def search(q0, q1):
-        knn_block(query_words, database_t, k, exclude_self, q0, q1, chunk, dist, ind)
-
-    run_blocks(search, query_blocks(n_queries, n_jobs, 12 * capacity), n_jobs)
-    return dist, ind.astype(np.intp, copy=False)

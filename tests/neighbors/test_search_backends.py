@@ -325,12 +325,12 @@ def test_multi_index_knn_equals_the_scan(n_bits, kind):
 
 
 def test_auto_knn_uses_multi_index_on_clustered_codes_and_scans_uniform_ones():
-    # As learned codes are: 500 centres of about 100 codes, each a centre with
+    # As learned codes are: 5,000 centres of about 100 codes, each a centre with
     # every bit flipped with probability 0.05, so neighbours are a few bits away.
     rng = np.random.RandomState(30)
-    centres = rng.randint(2, size=(500, 64))
-    flips = rng.rand(50_000, 64) < 0.05
-    clustered = pack_codes(centres[rng.randint(500, size=50_000)] ^ flips)
+    centres = rng.randint(2, size=(5000, 64))
+    flips = rng.rand(500_000, 64) < 0.05
+    clustered = pack_codes(centres[rng.randint(5000, size=500_000)] ^ flips)
     nn = HammingNeighbors(n_neighbors=10).fit(clustered)
     got = nn.kneighbors(clustered[:500])
     assert nn._engines["multi_index"].scan_from_k == np.inf  # no sample failed

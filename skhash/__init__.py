@@ -6,6 +6,7 @@ scores retrieval. Importing skhash does not import torch: the deep hashers load
 it when they are fitted.
 """
 
+from .baselines import ClassifierCodes
 from .classical import (
     CCAITQHasher,
     ITQHasher,
@@ -15,21 +16,35 @@ from .classical import (
     STHHasher,
 )
 from .codes import hamming_distances, pack_codes, unpack_codes
-from .deep import DNNHHasher, DSHHasher, DSTHHasher, HashNetHasher
+from .deep import (
+    CSQHasher,
+    DNNHHasher,
+    DPNHasher,
+    DSHHasher,
+    DSTHHasher,
+    GreedyHashHasher,
+    HashNetHasher,
+    OrthoHashHasher,
+)
 from .neighbors import HammingNeighbors
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "CCAITQHasher",
+    "CSQHasher",
+    "ClassifierCodes",
     "DNNHHasher",
+    "DPNHasher",
     "DSHHasher",
     "DSTHHasher",
+    "GreedyHashHasher",
     "HammingNeighbors",
     "HashNetHasher",
     "ITQHasher",
     "KSHHasher",
     "LSHHasher",
+    "OrthoHashHasher",
     "STHHasher",
     "SpectralHasher",
     "hamming_distances",

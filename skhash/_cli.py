@@ -35,7 +35,16 @@ from .classical import (
     STHHasher,
 )
 from .datasets import load_fashion_mnist, retrieval_split
-from .deep import DNNHHasher, DSHHasher, DSTHHasher, HashNetHasher
+from .deep import (
+    CSQHasher,
+    DNNHHasher,
+    DPNHasher,
+    DSHHasher,
+    DSTHHasher,
+    GreedyHashHasher,
+    HashNetHasher,
+    OrthoHashHasher,
+)
 from .metrics import (
     HammingPrecisionRecallDisplay,
     mean_average_precision,
@@ -81,6 +90,10 @@ DEEP = {
     "dsh": (_deep(DSHHasher), True),
     "dnnh": (_deep(DNNHHasher), True),
     "dsth": (_deep(DSTHHasher), False),
+    "csq": (_deep(CSQHasher), True),
+    "orthohash": (_deep(OrthoHashHasher), True),
+    "greedyhash": (_deep(GreedyHashHasher), True),
+    "dpn": (_deep(DPNHasher), True),
 }
 HASHERS = {**CLASSICAL, **DEEP}
 

@@ -43,7 +43,7 @@ class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
     ----------
     n_bits : int, default=32
         Length of the binary codes, at most 4096; some methods allow fewer on
-        a given training set (ITQ at most one bit per feature, for instance)
+        a given training set (KSH at most one bit per anchor, for instance)
         and say so before fitting.
     """
 

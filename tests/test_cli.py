@@ -130,7 +130,7 @@ def test_read_only_output_fails_before_any_work(
     "argv, message",
     [
         # ITQ makes one bit per feature: digits have 64.
-        (["--hashers", "lsh", "itq", "--bits", "8", "1000"], "at most 64 bits"),
+        (["--hashers", "lsh", "ksh", "--bits", "8", "1000"], "at most 300 bits"),
         # Above every hasher's limit: scikit-learn's parameter validation.
         (["--hashers", "lsh", "--bits", "8", "5000"], "'n_bits' parameter"),
         (["--hashers", "sth", "--unsupervised-train", "10"], "at most 8 bits"),

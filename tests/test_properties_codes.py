@@ -4,33 +4,20 @@ The references work on bits as NumPy 0/1 arrays: bit ``j`` of a code is bit
 ``7 - j % 8`` of byte ``j // 8`` (the documented layout), and a Hamming
 distance is ``(a != b).sum()`` over unpacked bits.
 
-Profiles: ``ci`` (the default) runs a bounded, derandomized set of examples;
-``HYPOTHESIS_PROFILE=long`` runs thousands of fresh ones per test.
+Profiles (tests/conftest.py): ``ci``, the default, runs a bounded,
+derandomized set of examples; ``HYPOTHESIS_PROFILE=long`` thousands of fresh
+ones per test.
 """
 
-import os
 from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import skhash.codes
 from skhash.codes import check_codes, hamming_distances, pack_codes, unpack_codes
-
-# The same two profiles are registered by every test_properties_* file (there is
-# no conftest.py to share them). CI is derandomized so that a red run replays
-# exactly, whoever runs it, and so that an unrelated change never turns CI red
-# because Hypothesis happened to find an old bug that day; finding new bugs is
-# the long profile's job. No example database in CI: nothing written to disk.
-settings.register_profile(
-    "ci", max_examples=60, deadline=None, derandomize=True, database=None
-)
-# deadline=None everywhere: numba compiles on first use and the references are
-# deliberately slow, so the time of one example says nothing.
-settings.register_profile("long", max_examples=3000, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 N_BITS = st.one_of(
     st.integers(1, 1024),

@@ -6,12 +6,12 @@ that ranking in exact fractions. ``ties="average"`` is checked against its
 definition itself: the mean over every ordering of each group of equal
 distances, enumerated (on databases small enough for that).
 
-Profiles: ``ci`` (the default) runs a bounded, derandomized set of examples;
-``HYPOTHESIS_PROFILE=long`` runs thousands of fresh ones per test.
+Profiles (tests/conftest.py): ``ci``, the default, runs a bounded,
+derandomized set of examples; ``HYPOTHESIS_PROFILE=long`` thousands of fresh
+ones per test.
 """
 
 import contextlib
-import os
 import warnings
 from fractions import Fraction
 from itertools import combinations, groupby, product
@@ -19,7 +19,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.exceptions import UndefinedMetricWarning
 
@@ -32,15 +32,6 @@ from skhash.metrics import (
     precision_recall_curve,
     precision_within_radius,
 )
-
-# The same two profiles are registered by every test_properties_* file (there is
-# no conftest.py to share them); see tests/test_properties_codes.py for why CI
-# is derandomized.
-settings.register_profile(
-    "ci", max_examples=60, deadline=None, derandomize=True, database=None
-)
-settings.register_profile("long", max_examples=3000, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 N_BITS = st.one_of(
     st.integers(1, 1024),

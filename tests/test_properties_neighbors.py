@@ -5,13 +5,13 @@ bits with ``(a != b).sum()`` on the unpacked bits, finds the k nearest by
 sorting (distance, index) pairs in Python and the radius neighbours with a
 filter. The databases are drawn full of duplicate codes and tied distances.
 
-Profiles: ``ci`` (the default) runs a bounded, derandomized set of examples;
-``HYPOTHESIS_PROFILE=long`` runs thousands of fresh ones per test.
+Profiles (tests/conftest.py): ``ci``, the default, runs a bounded,
+derandomized set of examples; ``HYPOTHESIS_PROFILE=long`` thousands of fresh
+ones per test.
 """
 
 import contextlib
 import importlib.util
-import os
 from fractions import Fraction
 from unittest import mock
 
@@ -24,14 +24,6 @@ from skhash import HammingNeighbors
 from skhash.codes import pack_codes
 from skhash.neighbors import warm_up
 
-# The same two profiles are registered by every test_properties_* file (there is
-# no conftest.py to share them); see tests/test_properties_codes.py for why CI
-# is derandomized.
-settings.register_profile(
-    "ci", max_examples=60, deadline=None, derandomize=True, database=None
-)
-settings.register_profile("long", max_examples=3000, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # Each example of these tests runs every engine against a slow reference (up
 # to ~1 s on a busy 2-core machine): a third of the examples, 20 in CI and
 # 1000 in the long profile.

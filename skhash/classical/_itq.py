@@ -5,6 +5,7 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.linalg import eigh
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.extmath import svd_flip
 
 from .._supervision import check_labels
@@ -25,6 +26,18 @@ def _top_directions(matrix, n_components, right=None):
     values, vectors = values[::-1], vectors[:, ::-1]
     vectors, _ = svd_flip(vectors, np.ones((n_components, 1)))
     return values, vectors
+
+
+def _expansion(n_directions, n_bits, random_state):
+    """A random ``(n_directions, n_bits)`` matrix with orthonormal rows.
+
+    It embeds the ``n_directions``-dimensional projections isometrically in
+    ``n_bits`` dimensions, so that ITQ's rotation can spread them over more
+    bits than there are directions; distances between projections are kept.
+    """
+    rng = check_random_state(random_state)
+    basis, _ = np.linalg.qr(rng.standard_normal((n_bits, n_directions)))
+    return basis.T
 
 
 def _rotate(V, n_iter, random_state):
@@ -59,18 +72,27 @@ class ITQHasher(BaseHasher):
     Parameters
     ----------
     n_bits : int, default=32
-        Length of the codes; at most the number of features.
+        Length of the codes. More bits than features are allowed (see
+        ``extra_bits``).
     n_iter : int, default=50
         Iterations of the alternating minimisation.
+    extra_bits : {"expand", "raise"}, default="expand"
+        What happens when ``n_bits`` exceeds the number of features, which
+        bounds the number of principal directions: ``"expand"`` embeds the
+        projections in ``n_bits`` dimensions by a random matrix with
+        orthonormal rows before the rotation is learned (see Notes), up to
+        ``4 * n_features`` bits; ``"raise"`` refuses, as the reference code
+        and faiss do.
     random_state : int, RandomState instance or None, default=None
-        Seed of the random orthogonal initial rotation.
+        Seed of the random orthogonal initial rotation (and of the expansion).
 
     Attributes
     ----------
     mean_ : ndarray of shape (n_features,)
         Training mean.
     components_ : ndarray of shape (n_features, n_bits)
-        Projection directions (principal directions for ITQ).
+        Projection directions (principal directions for ITQ), times the
+        random expansion when ``n_bits > n_features``.
     rotation_ : ndarray of shape (n_bits, n_bits)
         Learned orthogonal rotation.
     quantization_loss_ : ndarray of shape (n_iter,)
@@ -88,6 +110,15 @@ class ITQHasher(BaseHasher):
     Follows Gong's reference code: no normalisation of the rows before PCA
     (faiss's ``ITQTransform`` L2-normalises them), a zero projection maps to
     bit 1, and the rotation of the last iteration is kept.
+
+    The reference code (and faiss) cannot make more bits than features. Here,
+    by default, the ``n_features`` projections ``V`` are mapped to ``V E``
+    with ``E`` a random ``(n_features, n_bits)`` matrix with orthonormal rows,
+    which keeps every distance between projections, and the rotation is then
+    learned in ``n_bits`` dimensions: the extra bits are further hyperplanes
+    through the same subspace, placed by ITQ's quantisation objective. With
+    ``n_bits <= n_features`` nothing changes (the codes are those of
+    ``extra_bits="raise"``).
 
     References
     ----------
@@ -110,31 +141,42 @@ class ITQHasher(BaseHasher):
     _parameter_constraints = {
         **BaseHasher._parameter_constraints,
         "n_iter": [Interval(Integral, 0, None, closed="left")],
+        "extra_bits": [StrOptions({"expand", "raise"})],
         "random_state": ["random_state"],
     }
     _min_samples = 2
 
-    def __init__(self, n_bits=32, *, n_iter=50, random_state=None):
+    def __init__(self, n_bits=32, *, n_iter=50, extra_bits="expand", random_state=None):
         self.n_bits = n_bits
         self.n_iter = n_iter
+        self.extra_bits = extra_bits
         self.random_state = random_state
 
     def _max_n_bits(self, n_samples, n_features):
-        # One bit per principal (or canonical) direction.
-        return n_features
+        # One bit per principal (or canonical) direction, or, expanded, up to
+        # four random rotations of them: more adds no information and costs
+        # the rotation's O(n_bits ** 3) per iteration.
+        return n_features * (1 if self.extra_bits == "raise" else 4)
 
     def _fit(self, X, y):
         X = X.astype(np.float64)
+        rng = check_random_state(self.random_state)
         self.mean_ = X.mean(axis=0)
         centred = X - self.mean_
-        self.components_ = self._directions(centred, y)
+        n_directions = min(self.n_bits, X.shape[1])
+        components = self._directions(centred, y, n_directions)
+        if n_directions < self.n_bits:
+            # Drawn before the rotation's start, and only here, so that codes
+            # of n_bits <= n_features stay those of the reference.
+            components = components @ _expansion(n_directions, self.n_bits, rng)
+        self.components_ = components
         self.rotation_, self.quantization_loss_ = _rotate(
-            centred @ self.components_, self.n_iter, self.random_state
+            centred @ self.components_, self.n_iter, rng
         )
 
-    def _directions(self, centred, y):
+    def _directions(self, centred, y, n_directions):
         covariance = centred.T @ centred / len(centred)
-        return _top_directions(covariance, self.n_bits)[1]
+        return _top_directions(covariance, n_directions)[1]
 
     def _project(self, X):
         return (X - self.mean_) @ self.components_ @ self.rotation_
@@ -150,23 +192,34 @@ class CCAITQHasher(SupervisedHasherMixin, ITQHasher):
     Parameters
     ----------
     n_bits : int, default=32
-        Length of the codes; at most the number of features.
+        Length of the codes. More bits than features are allowed (see
+        ``extra_bits``).
     n_iter : int, default=50
         Iterations of the ITQ rotation.
-    reg : float, default=1e-4
+    reg : float or "auto", default="auto"
         Ridge added to both covariance matrices of CCA, relative to the mean of
-        their diagonals, so the generalised eigenproblem is well posed.
+        their diagonals (so it does not depend on the scale of ``X``).
+        ``"auto"`` picks it on the training data from a grid of 11 values,
+        ``1e-4`` to ``10``, by the leave-one-out error of the ridge regression
+        from ``X`` to the whitened labels that regularised CCA amounts to (see
+        Notes); the value used is ``reg_``.
+    extra_bits : {"expand", "raise"}, default="expand"
+        What happens when ``n_bits`` exceeds the number of features: a random
+        orthogonal expansion, or an error (see :class:`ITQHasher`).
     random_state : int, RandomState instance or None, default=None
-        Seed of the random orthogonal initial rotation.
+        Seed of the random orthogonal initial rotation (and of the expansion).
 
     Attributes
     ----------
     mean_ : ndarray of shape (n_features,)
         Training mean.
     components_ : ndarray of shape (n_features, n_bits)
-        CCA directions of ``X``, scaled by their canonical correlations.
-    correlations_ : ndarray of shape (n_bits,)
+        CCA directions of ``X``, scaled by their canonical correlations (times
+        the random expansion when ``n_bits > n_features``).
+    correlations_ : ndarray of shape (min(n_bits, n_features),)
         Canonical correlations, descending.
+    reg_ : float
+        The ridge used: ``reg``, or the value ``reg="auto"`` picked.
     rotation_ : ndarray of shape (n_bits, n_bits)
         Learned orthogonal rotation.
     quantization_loss_ : ndarray of shape (n_iter,)
@@ -185,6 +238,21 @@ class CCAITQHasher(SupervisedHasherMixin, ITQHasher):
     - 1`` for single-label ``y``); further directions get weights near zero
     and the rotation spreads the label information over all bits.
 
+    The reference code adds a fixed ridge of ``1e-4`` to ``X^T X``, which
+    suits its low-dimensional GIST descriptors; ``reg=1e-4`` here is close to
+    it (and was the default before version 0.1). On raw high-dimensional
+    features that is far too little: on MNIST pixels (784 features, 2,000
+    labels, MAP over the database with tie-aware ranking) it gives 0.667 /
+    0.700 / 0.727 at 16 / 32 / 64 bits against 0.745 / 0.781 / 0.790 with
+    ``reg=0.3``, the value ``"auto"`` picks there, while on digits (64
+    features) and Yeast (103) ``"auto"`` and ``1e-4`` differ by at most
+    0.015. The
+    canonical directions of ``X`` with a ridge ``lambda`` on ``C_xx`` are
+    those of the ridge regression of the whitened labels on ``X`` with that
+    ridge, so ``"auto"`` scores the grid by that regression's exact
+    leave-one-out error (:class:`~sklearn.linear_model.RidgeCV`), one
+    decomposition of ``X`` for the whole grid.
+
     References
     ----------
     .. [1] Y. Gong, S. Lazebnik, A. Gordo and F. Perronnin, "Iterative
@@ -202,14 +270,24 @@ class CCAITQHasher(SupervisedHasherMixin, ITQHasher):
 
     _parameter_constraints = {
         **ITQHasher._parameter_constraints,
-        "reg": [Interval(Real, 0, None, closed="neither")],
+        "reg": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
     }
 
-    def __init__(self, n_bits=32, *, n_iter=50, reg=1e-4, random_state=None):
-        super().__init__(n_bits, n_iter=n_iter, random_state=random_state)
+    def __init__(
+        self,
+        n_bits=32,
+        *,
+        n_iter=50,
+        reg="auto",
+        extra_bits="expand",
+        random_state=None,
+    ):
+        super().__init__(
+            n_bits, n_iter=n_iter, extra_bits=extra_bits, random_state=random_state
+        )
         self.reg = reg
 
-    def _directions(self, centred, y):
+    def _directions(self, centred, y, n_directions):
         Y = check_labels(y)
         if Y.ndim == 1:
             Y = (Y[:, None] == np.unique(Y)[None, :]).astype(np.float64)
@@ -217,12 +295,35 @@ class CCAITQHasher(SupervisedHasherMixin, ITQHasher):
         n = len(centred)
         cov_xx, cov_yy = centred.T @ centred / n, Y.T @ Y / n
         cov_xy = centred.T @ Y / n
-        cov_xx += self.reg * np.mean(np.diag(cov_xx)) * np.eye(len(cov_xx))
-        cov_yy += self.reg * max(np.mean(np.diag(cov_yy)), 1e-12) * np.eye(len(cov_yy))
+        scale_x = max(np.mean(np.diag(cov_xx)), 1e-12)
+        self.reg_ = (
+            _loo_ridge(centred, Y, cov_yy, scale_x) if self.reg == "auto" else self.reg
+        )
+        cov_xx += self.reg_ * scale_x * np.eye(len(cov_xx))
+        cov_yy += self.reg_ * max(np.mean(np.diag(cov_yy)), 1e-12) * np.eye(len(cov_yy))
         # Cxy Cyy^-1 Cyx w = r^2 Cxx w: the canonical directions of X.
         between = cov_xy @ np.linalg.solve(cov_yy, cov_xy.T)
         squared, directions = _top_directions(
-            (between + between.T) / 2, self.n_bits, cov_xx
+            (between + between.T) / 2, n_directions, cov_xx
         )
         self.correlations_ = np.sqrt(np.clip(squared, 0, None))
         return directions * self.correlations_
+
+
+# Candidate ridges of reg="auto", relative to the mean variance of the features.
+_REG_GRID = np.logspace(-4, 1, 11)
+
+
+def _loo_ridge(centred, Y, cov_yy, scale_x):
+    """The grid's ridge with the least leave-one-out error of the regression
+    from ``X`` to the whitened labels (both centred), relative to ``scale_x``."""
+    from sklearn.linear_model import RidgeCV
+
+    # Whiten Y over its non-null directions (centred one-hot labels lose one).
+    values, vectors = np.linalg.eigh(cov_yy)
+    keep = values > 1e-10 * max(values.max(), 1e-300)
+    whitened = Y @ (vectors[:, keep] / np.sqrt(values[keep]))
+    # RidgeCV's alpha multiplies the identity next to X^T X = n C_xx.
+    alphas = _REG_GRID * len(centred) * scale_x
+    ridge = RidgeCV(alphas=alphas, fit_intercept=False).fit(centred, whitened)
+    return float(ridge.alpha_ / (len(centred) * scale_x))

@@ -1,5 +1,6 @@
 """Kernel-based supervised hashing (KSH)."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -100,10 +101,13 @@ class KSHHasher(SupervisedHasherMixin, BaseHasher):
     n_anchors : int, default=300
         Anchors drawn at random from the training rows; when there are fewer
         training rows, all of them are anchors.
-    n_labeled : int, default=2000
-        Size of the labelled subset, drawn at random (all rows when there are
-        fewer), on which the pairwise similarities are fitted. The fitting cost
-        depends on ``n_labeled``, not on the number of training rows.
+    n_labeled : int or None, default=2000
+        Size of the labelled subset, drawn at random, on which the pairwise
+        similarities are fitted (the reference's ``l = 2000``). The fitting
+        cost grows with ``n_labeled``, not with the number of training rows,
+        and the rows left out are not used at all: a ``UserWarning`` says so
+        when ``y`` has more rows. ``None`` uses every row (see Notes for the
+        trade-off).
     max_iter : int, default=500
         Most iterations of accelerated gradient descent per bit.
     tol : float, default=1e-2
@@ -162,6 +166,16 @@ class KSHHasher(SupervisedHasherMixin, BaseHasher):
     gradient step costs ``O(n_labeled * (n_anchors + n_classes + n_bits))``;
     multi-label ``y`` uses the dense ``n_labeled x n_labeled`` matrix.
 
+    **Labels beyond** ``n_labeled`` **are dropped.** With plentiful labels
+    this costs quality: on MNIST with 5,000 labels, 32 bits, MAP 0.852 with
+    the default against 0.876 with ``n_labeled=5000`` (issue #16), and a kernel
+    classifier's one-hot codes (:class:`~skhash.ClassifierCodes` around an
+    RBF :class:`~sklearn.svm.SVC`) reached 0.917. The fit time grows about
+    linearly with ``n_labeled`` for class labels and quadratically for
+    multi-label ``y`` (memory too), so the default keeps the reference's
+    bounded cost; pass ``n_labeled=None`` to use every label when the fit
+    time allows.
+
     References
     ----------
     .. [1] W. Liu, J. Wang, R. Ji, Y.-G. Jiang and S.-F. Chang, "Supervised
@@ -180,7 +194,7 @@ class KSHHasher(SupervisedHasherMixin, BaseHasher):
     _parameter_constraints = {
         **BaseHasher._parameter_constraints,
         "n_anchors": [Interval(Integral, 1, None, closed="left")],
-        "n_labeled": [Interval(Integral, 2, None, closed="left")],
+        "n_labeled": [Interval(Integral, 2, None, closed="left"), None],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
@@ -214,7 +228,17 @@ class KSHHasher(SupervisedHasherMixin, BaseHasher):
         n_samples = len(X)
         X = X.astype(np.float64)
         self.anchors_ = X[rng.choice(n_samples, min(self.n_anchors, n_samples), False)]
-        labeled = rng.choice(n_samples, min(self.n_labeled, n_samples), replace=False)
+        n_labeled = n_samples if self.n_labeled is None else self.n_labeled
+        if n_labeled < n_samples:
+            warnings.warn(
+                f"KSHHasher fits its similarities on n_labeled={n_labeled} of the "
+                f"{n_samples} labelled rows and ignores the other "
+                f"{n_samples - n_labeled}; pass n_labeled=None (or a larger value) "
+                "to use them, at a higher fitting cost.",
+                UserWarning,
+                stacklevel=3,
+            )
+        labeled = rng.choice(n_samples, min(n_labeled, n_samples), replace=False)
         squared = euclidean_distances(X[labeled], self.anchors_, squared=True)
         self.sigma_ = float(squared.mean()) or 1.0  # all rows equal: any width
         kernel = np.exp(-squared / (2 * self.sigma_))

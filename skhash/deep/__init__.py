@@ -1,16 +1,26 @@
 """Deep hashers trained with PyTorch through skorch (imported when fitted)."""
 
+from ._csq import CSQHasher
 from ._dnnh import DNNHHasher
+from ._dpn import DPNHasher
 from ._dsh import DSHHasher
 from ._dsth import DSTHHasher
+from ._greedyhash import GreedyHashHasher
 from ._hashnet import HashNetHasher
+from ._orthohash import OrthoHashHasher
 
 __all__ = [
+    "CSQHasher",
     "DNNHHasher",
+    "DPNHasher",
     "DSHHasher",
     "DSTHHasher",
+    "GreedyHashHasher",
     "HashNetHasher",
+    "OrthoHashHasher",
     "efficientnet_lite0",
+    "extract_features",
+    "torchvision_backbone",
 ]
 
 
@@ -24,7 +34,8 @@ def efficientnet_lite0(freeze=True):
     ----------
     freeze : bool, default=True
         Keep the pretrained weights fixed and train only the hash head (fast on
-        a CPU); ``False`` fine-tunes the whole network.
+        a CPU: a hasher computes the features once per ``fit``, see
+        :func:`extract_features`); ``False`` fine-tunes the whole network.
 
     Returns
     -------
@@ -42,3 +53,109 @@ def efficientnet_lite0(freeze=True):
     from ._pretrained import EfficientNetLite0
 
     return EfficientNetLite0(freeze=freeze)
+
+
+def torchvision_backbone(model, *, freeze=True, classifier="auto", min_size=32):
+    """A torchvision classifier with its weights, as a deep hasher's backbone.
+
+    skhash does not depend on torchvision and downloads nothing: build the
+    model and load its weights yourself (for instance from a file saved on
+    a machine with internet access), then pass it here.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A torchvision classification model (ResNet, VGG, AlexNet,
+        EfficientNet, MobileNet, ConvNeXt, DenseNet, ViT, ...) or any module
+        alike. It is copied, never changed.
+    freeze : bool, default=True
+        Keep the pretrained weights fixed (and batch normalisation in eval
+        mode) and train only the hash head: the hasher then computes the
+        features once per ``fit``. ``False`` fine-tunes the whole network.
+    classifier : str or None, default="auto"
+        Attribute of ``model`` holding its classifier, replaced by the
+        identity; ``"auto"`` is the first of ``fc``, ``classifier``,
+        ``heads``, ``head`` that exists; ``None`` keeps the whole network.
+    min_size : int, default=32
+        Smaller images are upsampled to ``min_size`` x ``min_size``.
+
+    Returns
+    -------
+    backbone : torch.nn.Module
+        Maps images of shape (batch, 1 or 3, H, W) with values in [0, 1]
+        (standardised inside with ImageNet's mean and deviation, as
+        torchvision's weights expect) to the features before the classifier;
+        their number is ``backbone.out_features``. Pass it as ``backbone=``
+        together with ``input_shape``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchvision.models import resnet18  # doctest: +SKIP
+    >>> from skhash import CSQHasher
+    >>> from skhash.deep import torchvision_backbone
+    >>> model = resnet18()  # doctest: +SKIP
+    >>> model.load_state_dict(torch.load("resnet18.pth"))  # doctest: +SKIP
+    >>> hasher = CSQHasher(64, backbone=torchvision_backbone(model),
+    ...                    input_shape=(3, 32, 32))  # doctest: +SKIP
+    """
+    from ._pretrained import TorchvisionBackbone
+
+    return TorchvisionBackbone(
+        model, freeze=freeze, classifier=classifier, min_size=min_size
+    )
+
+
+def extract_features(
+    backbone, X, *, input_shape=None, batch_size=256, device="auto", dtype=None
+):
+    """A backbone's features of every row of ``X``, computed once.
+
+    A deep hasher with a frozen backbone does this itself at each ``fit``;
+    call it directly to compute the features once for many fits (a grid
+    search, a benchmark) and fit the hashers on them with
+    ``backbone="mlp", hidden_layer_sizes=()``: the same model (the hash head
+    alone) and, with the same ``random_state``, the same codes.
+
+    Parameters
+    ----------
+    backbone : torch.nn.Module
+        Maps a batch (of images when ``input_shape`` is given) to features,
+        e.g. :func:`efficientnet_lite0` or :func:`torchvision_backbone`.
+    X : array-like of shape (n_samples, n_features)
+        Rows, flattened images when ``input_shape`` is given.
+    input_shape : tuple (channels, height, width), default=None
+        Shape of each image.
+    batch_size : int, default=256
+        Rows per forward pass.
+    device : str, default="auto"
+        Where to run the backbone (it is moved there): ``"auto"`` is CUDA when
+        available.
+    dtype : numpy dtype, default=None
+        Of the result; ``None`` keeps float32.
+
+    Returns
+    -------
+    features : ndarray of shape (n_samples, n_outputs)
+        Computed in eval mode (batch normalisation's running statistics, no
+        dropout) and without gradients.
+
+    Examples
+    --------
+    >>> from skhash import CSQHasher
+    >>> from skhash.deep import efficientnet_lite0, extract_features
+    >>> features = extract_features(efficientnet_lite0(), X,
+    ...                             input_shape=(1, 28, 28))  # doctest: +SKIP
+    >>> hasher = CSQHasher(64, backbone="mlp", hidden_layer_sizes=())
+    >>> hasher.fit(features, y)  # doctest: +SKIP
+    """
+    from ._pretrained import extract_features as extract
+
+    return extract(
+        backbone,
+        X,
+        input_shape=input_shape,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+    )

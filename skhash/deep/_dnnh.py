@@ -65,6 +65,19 @@ device, callbacks, verbose, random_state
     ``slice_size * n_bits`` features before divide-and-encode. Triplets are
     every valid (anchor, positive, negative) of each mini-batch.
 
+    The features entering the encoding layer are centred over the batch (a
+    running mean at inference) and the slices' biases start at zero, which
+    neither the paper nor its ports do. Without it, bits came out constant:
+    the features are non-negative (ReLU or pooled ReLU maps), so each
+    slice's projection has an offset (and a random initial bias) that can
+    outweigh its spread over the data; such a bit is the same for every input
+    from the start, the sigmoid saturates as the features grow, and its
+    gradient vanishes (a constant bit does not change the triplet loss). On
+    MNIST (2,000 labels, 32 bits, 20 epochs of the MLP backbone) 2 of 4 seeds
+    left a bit constant on the database; with centring none did, every bit
+    was set for 31% to 76% of the items, and MAP was unchanged (0.883 on
+    average over the seeds, against 0.884).
+
     References
     ----------
     .. [1] H. Lai, Y. Pan, Y. Liu and S. Yan, "Simultaneous feature learning
@@ -150,12 +163,20 @@ device, callbacks, verbose, random_state
     def _head(self, in_features):
         from torch import nn
 
+        from ._centring import BatchCentring
         from ._modules import DivideAndEncode
 
         if self.head == "fc":
-            return nn.Sequential(nn.Linear(in_features, self.n_bits), nn.Sigmoid())
+            return nn.Sequential(
+                BatchCentring(in_features),
+                nn.Linear(in_features, self.n_bits),
+                nn.Sigmoid(),
+            )
         width = self.slice_size * self.n_bits
-        encode = DivideAndEncode(width, self.n_bits)
+        # Centred slices and no initial offset: see the Notes on constant bits.
+        divide = DivideAndEncode(width, self.n_bits)
+        nn.init.zeros_(divide.bias)
+        encode = nn.Sequential(BatchCentring(width), divide)
         if in_features == width:
             return encode
         return nn.Sequential(nn.Linear(in_features, width), nn.ReLU(), encode)

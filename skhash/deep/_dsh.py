@@ -2,6 +2,8 @@
 
 from numbers import Real
 
+from sklearn.utils._param_validation import StrOptions
+
 from ..base import SupervisedHasherMixin
 from ..utils._param_validation import Interval
 from ._engine import BaseDeepHasher
@@ -24,6 +26,12 @@ class DSHHasher(SupervisedHasherMixin, BaseDeepHasher):
         ``2 * n_bits`` (the official code).
     alpha : float, default=0.01
         Weight of the regulariser ``|| |b| - 1 ||_1``.
+    pair_weights : {"auto", "balanced", "uniform"}, default="auto"
+        ``"uniform"`` averages the loss over all pairs of a mini-batch (the
+        paper and the official code); ``"balanced"`` averages similar and
+        dissimilar pairs separately and gives the two means equal weight, as
+        HashNet's weights do; ``"auto"`` is uniform unless similar pairs are
+        the majority of the mini-batch, and balanced then (see Notes).
     backbone, hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, \
 optimizer, device, callbacks, verbose, random_state
         As in :class:`HashNetHasher`.
@@ -47,6 +55,20 @@ optimizer, device, callbacks, verbose, random_state
     ``alpha = 0.01``) and its network for small images, which is the ``"cnn"``
     backbone. Pairs are the ``i < j`` pairs of each mini-batch.
 
+    The official code's uniform average fails when most pairs are similar, as
+    in multi-label data: the pull of the similar pairs wins over the margin
+    of the few dissimilar ones and the codes collapse. On Yeast (78% of pairs
+    share a label; 2,117 training items, 32 bits, the MLP backbone, 10
+    epochs) uniform weights gave one code to every database item, a MAP of
+    0.776 with tie-aware ranking, which is a random ranking's; balanced
+    weights gave 1,035 distinct codes and 0.837 (HashNet 0.845). On
+    single-label data, where similar pairs are the minority, balanced weights
+    pull similar items harder than the paper does and cost a little (MNIST,
+    2,000 labels, 32 bits, three seeds: MAP 0.887 against 0.900), so the
+    default ``"auto"`` balances only the mini-batches in which similar pairs
+    outnumber dissimilar ones and gives the paper's loss, and its codes, on
+    the others.
+
     References
     ----------
     .. [1] H. Liu, R. Wang, S. Shan and X. Chen, "Deep supervised hashing for
@@ -66,6 +88,7 @@ optimizer, device, callbacks, verbose, random_state
         **BaseDeepHasher._parameter_constraints,
         "margin": [Interval(Real, 0, None, closed="neither"), None],
         "alpha": [Interval(Real, 0, None, closed="left")],
+        "pair_weights": [StrOptions({"auto", "balanced", "uniform"})],
     }
 
     def __init__(
@@ -74,6 +97,7 @@ optimizer, device, callbacks, verbose, random_state
         *,
         margin=None,
         alpha=0.01,
+        pair_weights="auto",
         backbone="auto",
         hidden_layer_sizes=(256,),
         input_shape=None,
@@ -89,6 +113,7 @@ optimizer, device, callbacks, verbose, random_state
         self.n_bits = n_bits
         self.margin = margin
         self.alpha = alpha
+        self.pair_weights = pair_weights
         self.backbone = backbone
         self.hidden_layer_sizes = hidden_layer_sizes
         self.input_shape = input_shape
@@ -105,7 +130,9 @@ optimizer, device, callbacks, verbose, random_state
         from ._losses import ContrastiveHashLoss
 
         margin = 2 * self.n_bits if self.margin is None else self.margin
-        return ContrastiveHashLoss(margin=margin, alpha=self.alpha)
+        return ContrastiveHashLoss(
+            margin=margin, alpha=self.alpha, pair_weights=self.pair_weights
+        )
 
     def _outputs_to_projection(self, b):
         return b

@@ -164,8 +164,31 @@ class BaseDeepHasher(BaseHasher):
         targets = self._targets(X, y)
         self.net_ = self._skorch_net(self._network(X.shape[1]), self.device_)
         with deterministic_cudnn():
-            self.net_.fit(X, targets)
+            # skorch's fit is initialize() then partial_fit().
+            self.net_.initialize()
+            self._train(X, targets)
         return self
+
+    def _train(self, X, targets):
+        """Train ``net_``; a frozen backbone (no parameter requiring a
+        gradient) runs once over ``X``, in eval mode, and only the head trains
+        on its features: the same model, epochs cheaper by the backbone's cost.
+        """
+        from ._modules import is_frozen
+        from ._pretrained import extract_features
+
+        network = self.net_.module_
+        if not is_frozen(network.backbone):
+            self.net_.partial_fit(X, targets)
+            return
+        features = extract_features(
+            network.backbone, X, input_shape=network.input_shape, device=self.device_
+        )
+        network.takes_features = True
+        try:
+            self.net_.partial_fit(features, targets)
+        finally:
+            network.takes_features = False
 
     def _skorch_net(self, module, device):
         from skorch.callbacks import ProgressBar

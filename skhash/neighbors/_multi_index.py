@@ -55,6 +55,14 @@ def _key(words, row, start, length):
     return np.int64(key & np.uint64((1 << length) - 1))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _next_mask(mask):
+    """The next larger integer with as many set bits (Gosper's hack)."""
+    low = mask & -mask
+    ripple = mask + low
+    return (((ripple ^ mask) >> 2) // low) | ripple
+
+
 @njit(cache=True, nogil=True)
 def _build_table(words, start, length, offsets, ids):
     """Bucket the codes by one substring: a stable counting sort into ids."""
@@ -166,9 +174,7 @@ def _search_block(
                             n += 1
                     if mask == 0:
                         break
-                    low = mask & -mask
-                    ripple = mask + low
-                    mask = (((ripple ^ mask) >> 2) // low) | ripple
+                    mask = _next_mask(mask)
         first = found_offsets[i]
         _sort_segment(found_ind, found_dist, first, n, n_codes if by_dist else 0)
         found_offsets[i + 1] = n
@@ -266,9 +272,7 @@ def _knn_block(
                             threshold -= 1
                     if mask == 0:
                         break
-                    low = mask & -mask
-                    ripple = mask + low
-                    mask = (((ripple ^ mask) >> 2) // low) | ripple
+                    mask = _next_mask(mask)
                 if work > budget:
                     break
                 # Distance of any code not found yet, at least; a table probed

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -132,6 +134,26 @@ def test_fitting_cost_is_bounded_by_n_labeled(monkeypatch):
         ((150, 25), (150, 150))
     ] * 2
     assert hasher.anchors_.shape == (25, 5)
+
+
+def test_dropping_labels_is_announced(digits, monkeypatch):
+    # Issue #16: labels beyond n_labeled were ignored without a word.
+    X, y = digits
+    params = {"n_bits": 4, "n_anchors": 20, "max_iter": 5, "random_state": 0}
+    with pytest.warns(UserWarning, match="n_labeled=100 of the 400 .* other 300"):
+        KSHHasher(n_labeled=100, **params).fit(X, y)
+    calls = _record_descent(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        KSHHasher(n_labeled=400, **params).fit(X, y)
+        hasher = KSHHasher(n_labeled=None, **params).fit(X, y)
+    # n_labeled=None: every row is labelled, its kernel mean is over all rows.
+    assert calls[-1]["K"].shape == (400, 20)
+    kernel = np.exp(
+        -((X[:, None, :] - hasher.anchors_[None]) ** 2).sum(axis=2)
+        / (2 * hasher.sigma_)
+    )
+    np.testing.assert_allclose(hasher.kernel_mean_, kernel.mean(axis=0))
 
 
 def test_deterministic_and_multi_label(digits):

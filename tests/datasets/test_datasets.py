@@ -379,10 +379,39 @@ def test_retrieval_split_protocol():
     assert not set(X_query) & set(X_database)
     assert sorted(np.concatenate([X_query, X_database])) == list(indices)
     assert set(X_train) <= set(X_database)
-    for part, labels in ((X_query, y_query), (X_train, y_train)):
+    for part, labels in (
+        (X_query, y_query),
+        (X_train, y_train),
+        (X_database, y_database),
+    ):
         np.testing.assert_array_equal(y[part], labels)
-        assert np.all(np.diff(part) > 0)  # original order kept
     np.testing.assert_array_equal(split.X_database, X_database)
+
+
+def test_retrieval_split_shuffles_the_order_of_class_sorted_data():
+    # Issue #16: data stored sorted by class (MNIST-5k) kept that order in the
+    # database, so ties="stable" broke ties by class and biased MAP.
+    indices, y = _labelled()
+    split = retrieval_split(
+        indices, y, n_queries_per_class=5, n_train_per_class=10, random_state=0
+    )
+    kept = retrieval_split(
+        indices,
+        y,
+        n_queries_per_class=5,
+        n_train_per_class=10,
+        shuffle=False,
+        random_state=0,
+    )
+    for shuffled, ordered in zip(split, kept, strict=True):
+        # The same parts, drawn the same way; only their order differs.
+        assert sorted(shuffled) == sorted(ordered)
+    for part in (kept.X_query, kept.X_train, kept.X_database):
+        assert np.all(np.diff(part) > 0)  # shuffle=False: original order
+    for part in (split.X_query, split.X_train, split.X_database):
+        assert not np.all(np.diff(part) > 0)
+    # The classes are mixed along the database, not in blocks.
+    assert np.count_nonzero(np.diff(split.y_database)) > 20
 
 
 def test_retrieval_split_is_deterministic():
@@ -409,6 +438,70 @@ def test_retrieval_split_whole_database_as_training_set():
     np.testing.assert_array_equal(split.X_train, split.X_database)
     np.testing.assert_array_equal(split.y_train, split.y_database)
     assert len(split.X_database) == len(y) - 15
+
+
+def test_retrieval_split_unseen_classes():
+    indices, y = _labelled((30, 25, 40, 20))
+    split = retrieval_split(
+        indices,
+        y,
+        n_queries_per_class=5,
+        n_train_per_class=10,
+        unseen_classes=[1, 3],
+        random_state=0,
+    )
+    assert set(split.y_train) == {0, 2}
+    assert set(split.y_query) == set(split.y_database) == {1, 3}
+    np.testing.assert_array_equal(np.bincount(split.y_query, minlength=4), [0, 5, 0, 5])
+    np.testing.assert_array_equal(
+        np.bincount(split.y_train, minlength=4), [10, 0, 10, 0]
+    )
+    # The database is every other sample of the unseen classes.
+    np.testing.assert_array_equal(
+        np.bincount(split.y_database, minlength=4), [0, 20, 0, 15]
+    )
+    assert not set(split.X_train) & (set(split.X_query) | set(split.X_database))
+    for part, labels in zip(split[:3], split[3:], strict=True):
+        np.testing.assert_array_equal(y[part], labels)
+    # All of the seen classes for training.
+    everything = retrieval_split(
+        indices, y, n_queries_per_class=5, n_train_per_class=None,
+        unseen_classes=[1, 3], random_state=0,
+    )  # fmt: skip
+    assert len(everything.X_train) == 70
+    np.testing.assert_array_equal(everything.X_query, split.X_query)
+    # A number of unseen classes: drawn by random_state.
+    drawn = [
+        set(
+            retrieval_split(
+                indices, y, n_queries_per_class=5, unseen_classes=1,
+                n_train_per_class=10, random_state=seed,
+            ).y_query
+        )
+        for seed in range(6)
+    ]  # fmt: skip
+    assert all(len(classes) == 1 for classes in drawn)
+    assert len({min(classes) for classes in drawn}) > 1
+
+
+def test_retrieval_split_unseen_classes_errors():
+    indices, y = _labelled((30, 25, 40))
+    with pytest.raises(ValueError, match="no class to train on"):
+        retrieval_split(indices, y, n_queries_per_class=5, unseen_classes=3)
+    with pytest.raises(ValueError, match="every class"):
+        retrieval_split(indices, y, n_queries_per_class=5, unseen_classes=[0, 1, 2])
+    with pytest.raises(ValueError, match=r"not in y: \[7\]"):
+        retrieval_split(indices, y, n_queries_per_class=5, unseen_classes=[7])
+    with pytest.raises(ValueError, match=r"unseen class needs at least 26 .*: 1 "):
+        retrieval_split(
+            indices, y, n_queries_per_class=25, n_train_per_class=10, unseen_classes=[1]
+        )
+    with pytest.raises(ValueError, match=r"every seen class at least 35.*: 0 \("):
+        retrieval_split(
+            indices, y, n_queries_per_class=5, n_train_per_class=35, unseen_classes=[1]
+        )
+    with pytest.raises(InvalidParameterError, match="unseen_classes"):
+        retrieval_split(indices, y, unseen_classes=True)
 
 
 def test_retrieval_split_input_types():

@@ -196,7 +196,8 @@ def test_dnnh_network_in_network_for_images(digits):
     module = hasher.net_.module_
     assert isinstance(module.backbone, NetworkInNetwork)
     assert module.backbone.out_features == 20
-    assert isinstance(module.head, DivideAndEncode)
+    # The head is divide-and-encode on batch-centred features.
+    assert isinstance(module.head[-1], DivideAndEncode)
     with pytest.raises(ValueError, match="needs input_shape"):
         DNNHHasher(4, backbone="nin", **FAST).fit(X[:20], y[:20])
 

@@ -1,0 +1,115 @@
+"""Pretrained backbones: frozen (features computed once) and fine-tuned."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from skhash import CSQHasher, DPNHasher  # noqa: E402
+from skhash.deep import extract_features, torchvision_backbone  # noqa: E402
+
+FAST = {"max_epochs": 3, "batch_size": 32, "device": "cpu", "random_state": 0}
+
+
+class TinyResNet(nn.Module):
+    """Shaped like torchvision's ResNet: batch norm, pooling, then ``fc``."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.bn = nn.BatchNorm2d(6)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(6, 1000)
+
+    def forward(self, x):
+        return self.fc(self.pool(torch.relu(self.bn(self.conv(x)))).flatten(1))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16)[:200].astype(np.float32), y[:200]
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    model = TinyResNet()
+    # Batch-norm statistics as a pretrained network has them, not 0 and 1.
+    model.bn.running_mean.uniform_(0, 0.5)
+    model.bn.running_var.uniform_(0.5, 2)
+    return model
+
+
+def test_torchvision_backbone_drops_the_classifier_and_copies(model):
+    backbone = torchvision_backbone(model)
+    assert backbone.out_features == 6
+    assert isinstance(model.fc, nn.Linear)  # the user's model is unchanged
+    assert not any(p.requires_grad for p in backbone.parameters())
+    grey = torch.rand(2, 1, 8, 8)
+    # One channel repeated to three, upsampled to 32 x 32, ImageNet statistics.
+    rgb = nn.functional.interpolate(
+        grey.expand(-1, 3, -1, -1), size=(32, 32), mode="bilinear"
+    )
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    model.eval()
+    expected = model.pool(torch.relu(model.bn(model.conv((rgb - mean) / std)))).flatten(
+        1
+    )
+    torch.testing.assert_close(backbone(grey), expected)
+    with pytest.raises(ValueError, match="classifier"):
+        torchvision_backbone(nn.Sequential(nn.Conv2d(3, 2, 1)))
+
+
+def test_frozen_backbone_runs_once_per_fit_and_stays_unchanged(model, digits):
+    X, y = digits
+    backbone = torchvision_backbone(model)
+    calls = []
+    backbone.register_forward_hook(lambda module, inputs, output: calls.append(1))
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    hasher = CSQHasher(8, backbone=backbone, input_shape=(1, 8, 8), **FAST).fit(X, y)
+    # 200 images in one pass of 256, not 3 epochs x 7 mini-batches.
+    assert len(calls) == 1
+    for name, value in hasher.net_.module_.backbone.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert hasher.transform(X).shape == (200, 1)
+    assert hasher.net_.module_.takes_features is False
+
+
+def test_frozen_backbone_equals_the_head_fitted_on_extracted_features(model, digits):
+    X, y = digits
+    backbone = torchvision_backbone(model)
+    on_images = DPNHasher(8, backbone=backbone, input_shape=(1, 8, 8), **FAST)
+    codes = on_images.fit(X, y).transform(X)
+    features = extract_features(backbone, X, input_shape=(1, 8, 8), device="cpu")
+    assert features.shape == (200, 6) and features.dtype == np.float32
+    on_features = DPNHasher(8, backbone="mlp", hidden_layer_sizes=(), **FAST)
+    # The same head, initial weights, mini-batches and updates: the same codes.
+    np.testing.assert_array_equal(
+        on_features.fit(features, y).transform(features), codes
+    )
+
+
+def test_fine_tuned_backbone_trains(model, digits):
+    X, y = digits
+    backbone = torchvision_backbone(model, freeze=False)
+    assert all(p.requires_grad for p in backbone.parameters())
+    before = backbone.network.conv.weight.detach().clone()
+    hasher = CSQHasher(8, backbone=backbone, input_shape=(1, 8, 8), **FAST).fit(X, y)
+    after = hasher.net_.module_.backbone.network.conv.weight
+    assert not torch.equal(after, before)
+
+
+def test_extract_features_in_eval_mode_then_restores_the_mode(model, digits):
+    X, _ = digits
+    model.fc = nn.Identity()
+    model.train()
+    features = extract_features(model, X[:10].repeat(3, axis=1), input_shape=(3, 8, 8))
+    assert model.training
+    model.eval()
+    with torch.no_grad():
+        expected = model(torch.from_numpy(X[:10].repeat(3, axis=1)).view(10, 3, 8, 8))
+    np.testing.assert_allclose(features, expected.numpy(), rtol=1e-5, atol=1e-6)

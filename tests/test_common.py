@@ -91,7 +91,9 @@ def test_every_public_estimator_is_exported_at_top_level():
         assert name in skhash.__all__
 
 
-@pytest.mark.parametrize("heavy", ["torch", "numba", "faiss"])
+@pytest.mark.parametrize(
+    "heavy", ["torch", "numba", "faiss", "skops", "onnx", "onnxruntime"]
+)
 def test_import_skhash_does_not_import_heavy_libraries(heavy):
     import subprocess
     import sys

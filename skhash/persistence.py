@@ -60,12 +60,16 @@ def get_trusted_types():
     --------
     >>> from skhash.persistence import get_trusted_types
     >>> get_trusted_types()  # doctest: +NORMALIZE_WHITESPACE
-    ['skhash.classical._itq.CCAITQHasher', 'skhash.classical._itq.ITQHasher',
-     'skhash.classical._ksh.KSHHasher', 'skhash.classical._lsh.LSHHasher',
+    ['skhash.baselines.ClassifierCodes', 'skhash.classical._itq.CCAITQHasher',
+     'skhash.classical._itq.ITQHasher', 'skhash.classical._ksh.KSHHasher',
+     'skhash.classical._lsh.LSHHasher',
      'skhash.classical._spectral.SpectralHasher',
-     'skhash.classical._sth.STHHasher', 'skhash.deep._dnnh.DNNHHasher',
+     'skhash.classical._sth.STHHasher', 'skhash.deep._csq.CSQHasher',
+     'skhash.deep._dnnh.DNNHHasher', 'skhash.deep._dpn.DPNHasher',
      'skhash.deep._dsh.DSHHasher', 'skhash.deep._dsth.DSTHHasher',
+     'skhash.deep._greedyhash.GreedyHashHasher',
      'skhash.deep._hashnet.HashNetHasher',
+     'skhash.deep._orthohash.OrthoHashHasher',
      'skhash.neighbors._hamming_neighbors.HammingNeighbors']
     """
     from sklearn.base import BaseEstimator

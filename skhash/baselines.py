@@ -172,8 +172,8 @@ class ClassifierCodes(SupervisedHasherMixin, BaseHasher):
 
         Returns
         -------
-        codes : ndarray of shape (n_samples, ceil(n_bits_ / 8)), dtype uint8
-            Packed codes.
+        codes : ndarray of shape (n_samples, n_bytes), dtype uint8
+            Packed codes of ``ceil(n_bits_ / 8)`` bytes.
         """
         # BaseHasher.transform reads the code length from n_bits, which may be
         # None here; the codes are a few bits wide, so no blocks are needed.

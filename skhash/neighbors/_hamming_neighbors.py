@@ -98,8 +98,9 @@ class HammingNeighbors(BaseEstimator):
     table; by pigeonhole, a code within radius ``r = m * r' + a`` differs from
     the query by at most ``r'`` bits on one of ``a + 1`` substrings or by at
     most ``r' - 1`` on another, so probing those buckets finds every
-    neighbour. Tables are built on first use and kept (not pickled). The
-    ``"auto"`` rule counts cost in scanned words: a scan reads
+    neighbour. Tables are built on first use, kept, and saved with the
+    estimator (pickle, joblib, skops). The ``"auto"`` rule counts cost in
+    scanned words: a scan reads
     ``n_samples_fit * n_words``; multi-index pays 64 per bucket probe and per
     candidate plus the candidate's words, with the candidates per probe
     estimated from the first table's bucket sizes (``sum(size ** 2) /
@@ -502,18 +503,28 @@ class HammingNeighbors(BaseEstimator):
             )
 
     def __getstate__(self):
-        # Everything derived from _fit_X is rebuilt rather than pickled (FAISS
-        # indexes and CUDA tensors do not pickle portably anyway).
+        # Engines are rebuilt rather than saved (FAISS indexes and CUDA tensors
+        # do not pickle portably), except the multi-index tables: 1 to 3 s per
+        # 10^7 codes to build, so a large service restarts with them.
         state = dict(super().__getstate__())  # a copy: never mutate the live object
         state.pop("_engines_lock", None)
+        multi_index = state.get("_engines", {}).get("multi_index")
+        if multi_index is not None and multi_index.built.any():
+            state["_multi_index_tables"] = multi_index.saved_tables()
         if "_engines" in state:
             state["_engines"] = {}
         return state
 
     def __setstate__(self, state):
+        state = dict(state)
+        tables = state.pop("_multi_index_tables", None)
         super().__setstate__(state)
         if "_fit_X" in state:
             self._engines_lock = threading.Lock()
+        if tables is not None:
+            from ._multi_index import MultiIndex
+
+            self._engines["multi_index"] = MultiIndex(self._fit_X, tables)
 
 
 def _check_mode(mode):

@@ -13,9 +13,10 @@ distances and reported once. For small radii only ``r + 1`` tables are probed
 and each probe meets about one code, so the cost does not grow with the
 database as a scan's does.
 
-Tables are built on first use (a counting sort, linear in the database) and
-kept; see :meth:`MultiIndex.cheaper_than_scan` for when the automatic choice
-prefers them.
+Tables are built on first use (a counting sort, linear in the database), kept,
+and saved with a fitted ``HammingNeighbors``; see
+:meth:`MultiIndex.cheaper_than_scan` for when the automatic choice prefers
+them.
 """
 
 import math
@@ -335,7 +336,7 @@ class MultiIndex(SearchIndex):
         The database (the words' padding bytes are not indexed).
     """
 
-    def __init__(self, codes):
+    def __init__(self, codes, tables=None):
         if len(codes) >= 2**31:
             raise ValueError("multi-index hashing supports up to 2**31 - 1 codes.")
         super().__init__(codes)
@@ -352,6 +353,29 @@ class MultiIndex(SearchIndex):
         # cheaper (see kneighbors_or_leave).
         self.scan_from_k = math.inf
         self._lock = threading.Lock()
+        if tables is not None:
+            self._restore(tables)
+
+    def saved_tables(self):
+        """What rebuilding would cost most to redo: the built tables, as arrays."""
+        return {
+            "offsets": self.offsets[self.built],
+            "ids": self.ids[self.built],
+            "built": self.built.copy(),
+            "per_probe": self.per_probe,
+        }
+
+    def _restore(self, tables):
+        built = np.asarray(tables["built"], bool)
+        if built.shape != self.built.shape or tables["ids"].shape != (
+            built.sum(),
+            len(self.codes),
+        ):
+            raise ValueError("The saved multi-index tables do not fit these codes.")
+        self.offsets[built] = tables["offsets"]
+        self.ids[built] = tables["ids"]
+        self.built = built
+        self.per_probe = tables["per_probe"]
 
     @property
     def n_tables(self):

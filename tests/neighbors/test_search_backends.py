@@ -213,7 +213,9 @@ def test_pickle_and_clone_each_backend(engine):
     nn = _engine(engine, n_neighbors=4, radius=3).fit(D, np.arange(200) % 3)
     before = nn.kneighbors(D[:9]), nn.radius_neighbors(D[:9])  # builds indexes
     restored = pickle.loads(pickle.dumps(nn))
-    assert restored._engines == {} and restored.backend_ == nn.backend_
+    # Only multi-index tables are saved; every other engine is rebuilt.
+    assert set(restored._engines) <= {"multi_index"}
+    assert restored.backend_ == nn.backend_
     for got, want in zip(restored.kneighbors(D[:9]), before[0], strict=True):
         np.testing.assert_array_equal(got, want)
     _assert_same_radius(restored.radius_neighbors(D[:9]), before[1])
@@ -351,3 +353,42 @@ def test_auto_knn_uses_multi_index_on_clustered_codes_and_scans_uniform_ones():
     got = nn.kneighbors(n_neighbors=100)
     for got_part, want_part in zip(got, want.kneighbors(), strict=True):
         np.testing.assert_array_equal(got_part, want_part)
+
+
+@pytest.mark.parametrize("save", ["pickle", "skops"])
+def test_saved_index_keeps_its_tables(save, monkeypatch):
+    """A service restarts without rebuilding the tables."""
+    from skhash.neighbors import _multi_index
+
+    D = _codes(3000, 64, seed=40, clustered=True)
+    nn = HammingNeighbors(n_neighbors=7, algorithm="multi_index").fit(D)
+    expected = nn.kneighbors(D[:50]), nn.radius_neighbors(D[:50], radius=3)
+    if save == "pickle":
+        data = pickle.dumps(nn)
+    else:
+        sio = pytest.importorskip("skops.io")
+        from skhash.persistence import get_trusted_types
+
+        data = sio.dumps(nn)
+
+    def no_rebuild(*args):
+        raise AssertionError("a saved table was built again")
+
+    monkeypatch.setattr(_multi_index, "_build_table", no_rebuild)
+    if save == "pickle":
+        restored = pickle.loads(data)
+    else:
+        restored = sio.loads(data, trusted=get_trusted_types())
+    for got, want in zip(restored.kneighbors(D[:50]), expected[0], strict=True):
+        np.testing.assert_array_equal(got, want)
+    _assert_same_radius(restored.radius_neighbors(D[:50], radius=3), expected[1])
+
+
+def test_saved_tables_must_fit_the_codes():
+    from skhash.neighbors._multi_index import MultiIndex
+
+    D = _codes(3000, 64, seed=41)
+    index = MultiIndex(D)
+    index.kneighbors(D[:5], 3, n_jobs=1)
+    with pytest.raises(ValueError, match="do not fit"):
+        MultiIndex(D[:2000], index.saved_tables())

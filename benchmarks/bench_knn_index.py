@@ -9,6 +9,7 @@ choice (``"auto"``). Each time is the best of a few calls after a first call
 that builds the tables (timed apart). Usage::
 
     python benchmarks/bench_knn_index.py [--codes 10000000] [--bits 64 128]
+    python benchmarks/bench_knn_index.py --mapped 100000000
 
 Results: benchmarks/results/knn_index.md.
 """
@@ -67,6 +68,54 @@ def measure(engines, index, queries, k, n_scan, n_multi):
     ]
 
 
+def resident_mib(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_mapped(n_codes, n_queries, threads, path):
+    """10^8-scale rows: a database of clustered 64-bit codes mapped from a file."""
+    rng = np.random.default_rng(1)
+    centres = rng.integers(0, 256, size=(10_000, 8), dtype=np.uint8)
+    start = time.perf_counter()
+    codes = np.lib.format.open_memmap(path, "w+", np.uint8, (n_codes, 8))
+    for first in range(0, n_codes, 10**7):  # in slices: memory stays bounded
+        last = min(first + 10**7, n_codes)
+        codes[first:last] = make_codes(last - first, 64, rng, centres)
+    codes.flush()
+    del codes
+    queries = make_codes(n_queries, 64, rng, centres)
+    print(
+        f"\n{n_codes:,} codes written to {path} in {time.perf_counter() - start:.0f} s"
+    )
+    database = np.load(path, mmap_mode="r")
+    anonymous = resident_mib("RssAnon")
+    nn = HammingNeighbors(n_jobs=threads).fit(database)
+    start = time.perf_counter()
+    nn.kneighbors(queries[:1], 10)
+    build = time.perf_counter() - start
+    tables = nn._engines["multi_index"]
+    table_mib = (tables.offsets.nbytes + tables.ids.nbytes) / 2**20
+    t_auto, (_, found) = best_time(lambda: nn.kneighbors(queries, 10))
+    scan = HammingNeighbors(algorithm="brute", n_jobs=threads).fit(database)
+    n_scan = 10
+    t_scan, (_, scanned) = best_time(lambda: scan.kneighbors(queries[:n_scan], 10))
+    assert np.array_equal(found[:n_scan], scanned)
+    print("\n| quantity | value |\n|---|---|")
+    print(f"| database | {n_codes:,} x 64-bit clustered codes, mapped from disk |")
+    print(f"| first kNN call (builds the tables) | {build:.1f} s |")
+    print(f"| table memory | {table_mib:,.0f} MiB |")
+    print(f"| kNN k=10, auto, {n_queries:,} queries | {n_queries / t_auto:,.0f} q/s |")
+    print(f"| kNN k=10, scan, {n_scan} queries | {n_scan / t_scan:,.1f} q/s |")
+    grown = resident_mib("RssAnon") - anonymous
+    print(f"| anonymous memory added by fit and search | {grown:,.0f} MiB |")
+    peak = resident_mib("VmHWM")
+    print(f"| peak resident memory (file pages included) | {peak:,.0f} MiB |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--codes", type=int, default=10_000_000)
@@ -74,7 +123,17 @@ def main():
     parser.add_argument("--bits", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--mapped",
+        type=int,
+        metavar="N",
+        help="instead: N clustered codes in a file, searched mapped (10^8 rows)",
+    )
+    parser.add_argument("--path", default="benchmarks/.cache/mapped_codes.npy")
     args = parser.parse_args()
+    if args.mapped:
+        warm_up()
+        return bench_mapped(args.mapped, args.queries, args.threads, args.path)
     import faiss
 
     warm_up()

@@ -172,7 +172,11 @@ class HammingNeighbors(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_bytes), dtype uint8
-            Packed codes.
+            Packed codes. A database larger than memory can be a file mapped
+            with ``np.load(path, mmap_mode="r")``: it is searched in place,
+            not copied (codes a multiple of 64 bits wide; the scan of wider
+            codes keeps a word-major copy). Only the multi-index tables, of
+            indices, take memory.
         y : array-like of shape (n_samples,) or (n_samples, n_labels), default=None
             Labels of the codes, needed by :meth:`predict` and :meth:`score`.
 

@@ -19,6 +19,7 @@ threads at once.
 
 import functools
 import importlib
+import mmap
 
 import numpy as np
 
@@ -54,8 +55,12 @@ class SearchIndex:
 
     @functools.cached_property
     def words(self):
-        """The database as words (computed at most once more by racing threads)."""
-        return kernel_words(self.codes)
+        """The database as words (computed at most once more by racing threads).
+
+        A memory-mapped database stays on disk when its codes are whole words
+        (a multiple of 64 bits); other widths are padded in memory.
+        """
+        return kernel_words(self.codes, keep_mapped=True)
 
     def query_words(self, queries):
         """Words of the queries, or of the database when ``queries`` is None."""
@@ -72,14 +77,26 @@ class SearchIndex:
         """Compile this engine's kernels now, if it has any."""
 
 
-def kernel_words(codes):
-    """Codes as words (:func:`skhash.codes.as_words`), always writeable.
+def kernel_words(codes, *, keep_mapped=False):
+    """Codes as words (:func:`skhash.codes.as_words`), writeable if they can be.
 
     numba compiles every kernel again for read-only arrays, about 10 s more
-    on first use; copying read-only codes costs far less.
+    on first use; copying read-only codes costs far less, except a database
+    mapped from a file, which ``keep_mapped`` leaves where it is.
     """
     words = as_words(codes)
-    return words if words.flags.writeable else words.copy()
+    if words.flags.writeable or (keep_mapped and _is_mapped(codes)):
+        return words
+    return words.copy()
+
+
+def _is_mapped(array):
+    """Whether an array's memory is a file mapped by numpy.memmap / np.load."""
+    while array is not None:
+        if isinstance(array, (np.memmap, mmap.mmap)):
+            return True
+        array = getattr(array, "base", None)
+    return False
 
 
 def drop_self(distances, indices, rows):

@@ -4,7 +4,7 @@ import threading
 from numbers import Integral
 
 import numpy as np
-from joblib import cpu_count, effective_n_jobs
+from joblib import effective_n_jobs
 from scipy.sparse import csr_matrix
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import StrOptions
@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._supervision import check_labels
 from ..utils._param_validation import Interval, check_count
 from ._index import drop_self, engine_class, resolve
+from ._threads import max_threads
 
 __all__ = ["HammingNeighbors"]
 
@@ -245,7 +246,7 @@ class HammingNeighbors(BaseEstimator):
 
     def _n_threads(self):
         # The scans are compute-bound: threads beyond the processors only wait.
-        return min(effective_n_jobs(self.n_jobs), cpu_count())
+        return min(effective_n_jobs(self.n_jobs), max_threads())
 
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
         """Find the k nearest codes of each query.

@@ -6,6 +6,7 @@ threads. That maps ``n_jobs`` exactly, leaves numba's global thread settings
 alone and is safe when several threads search at once.
 """
 
+import functools
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,16 @@ def run_blocks(function, blocks, n_jobs):
     return results
 
 
+@functools.cache
+def max_threads():
+    """The processors this process may use: more threads than that only wait.
+
+    joblib reads the CPU affinity and cgroup limits each time (~30 us, a third
+    of a one-query radius search), so once per process.
+    """
+    return cpu_count()
+
+
 _pool_lock = threading.Lock()
 _shared_pool = []
 
@@ -71,7 +82,7 @@ def _pool():
         if not _shared_pool:
             _shared_pool.append(
                 ThreadPoolExecutor(
-                    max_workers=max(1, cpu_count() - 1),
+                    max_workers=max(1, max_threads() - 1),
                     thread_name_prefix="skhash-search",
                 )
             )

@@ -114,10 +114,13 @@ class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        # A hasher whose n_bits may be None (one bit per class, say) fixes its
+        # code length at fit, as n_bits_.
+        n_bits = getattr(self, "n_bits_", self.n_bits)
         # In row blocks: the projection is n_bits floats a row, the code n_bits/8
         # bytes, so projecting everything at once would need 64x the output.
-        rows = max(1, _TRANSFORM_BLOCK // self.n_bits)
-        codes = np.empty((len(X), n_bytes_for(self.n_bits)), dtype=np.uint8)
+        rows = max(1, _TRANSFORM_BLOCK // n_bits)
+        codes = np.empty((len(X), n_bytes_for(n_bits)), dtype=np.uint8)
         for start in range(0, len(X), rows):
             block = self._project(X[start : start + rows])
             codes[start : start + rows] = pack_codes(block >= 0)

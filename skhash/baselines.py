@@ -12,10 +12,8 @@ from numbers import Integral
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils._param_validation import HasMethods, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .base import MAX_N_BITS, BaseHasher, SupervisedHasherMixin
-from .codes import pack_codes
 from .utils._param_validation import Interval
 
 __all__ = ["ClassifierCodes"]
@@ -161,22 +159,3 @@ class ClassifierCodes(SupervisedHasherMixin, BaseHasher):
         outputs = self._outputs(X)
         padding = np.full((len(X), self.n_bits_ - outputs.shape[1]), -1.0)
         return np.hstack([outputs, padding])
-
-    def transform(self, X):
-        """Encode samples as packed binary codes.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to encode.
-
-        Returns
-        -------
-        codes : ndarray of shape (n_samples, n_bytes), dtype uint8
-            Packed codes of ``ceil(n_bits_ / 8)`` bytes.
-        """
-        # BaseHasher.transform reads the code length from n_bits, which may be
-        # None here; the codes are a few bits wide, so no blocks are needed.
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return pack_codes(self._project(X) >= 0)

@@ -8,9 +8,9 @@ codes is exactly the number of differing bytes' set bits, whatever ``n_bits`` is
 Distances are integer bit counts, never fractions.
 """
 
-import numbers
-
 import numpy as np
+
+from .utils._param_validation import check_count
 
 __all__ = ["check_codes", "hamming_distances", "pack_codes", "unpack_codes"]
 
@@ -122,8 +122,7 @@ def check_codes(codes, *, n_bits=None, name="codes"):
     if codes.shape[1] == 0:
         raise ValueError(f"{name} must have at least one byte per code.")
     if n_bits is not None:
-        if not isinstance(n_bits, numbers.Integral) or n_bits < 1:
-            raise ValueError(f"n_bits must be a positive integer, got {n_bits!r}.")
+        n_bits = check_count(n_bits, "n_bits")
         if codes.shape[1] != n_bytes_for(n_bits):
             raise ValueError(
                 f"{name} with n_bits={n_bits} must be {n_bytes_for(n_bits)} bytes "

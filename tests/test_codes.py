@@ -73,6 +73,7 @@ def test_as_words_pads_to_whole_words():
         (np.zeros((2, 2), dtype=np.uint8), 24, "3 bytes wide"),
         (np.array([[0, 1]], dtype=np.uint8), 9, "padding"),
         (np.zeros((2, 2), dtype=np.uint8), 0, "positive integer"),
+        (np.zeros((1, 1), dtype=np.uint8), True, "positive integer"),
     ],
 )
 def test_check_codes_errors(codes, n_bits, match):

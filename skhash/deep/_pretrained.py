@@ -127,30 +127,8 @@ class TorchvisionBackbone(nn.Module):
 def extract_features(
     backbone, X, *, input_shape=None, batch_size=256, device="auto", dtype=None
 ):
-    """A backbone's features of every row of ``X``, computed once.
-
-    Parameters
-    ----------
-    backbone : torch.nn.Module
-        Maps a batch (of images when ``input_shape`` is given) to features.
-    X : array-like of shape (n_samples, n_features)
-        Rows, flattened images when ``input_shape`` is given.
-    input_shape : tuple (channels, height, width), default=None
-        Shape of each image.
-    batch_size : int, default=256
-        Rows per forward pass.
-    device : str, default="auto"
-        Where to run the backbone: ``"auto"`` is CUDA when available. The
-        backbone is moved there.
-    dtype : numpy dtype, default=None
-        Of the result; ``None`` keeps float32.
-
-    Returns
-    -------
-    features : ndarray of shape (n_samples, n_out)
-        In eval mode (batch-norm running statistics, no dropout) and without
-        gradients, as a frozen backbone computes them during ``transform``.
-    """
+    """A backbone's features of every row of ``X``, computed once (eval mode,
+    no gradients); documented as :func:`skhash.deep.extract_features`."""
     from ._engine import _resolve_device
 
     X = np.asarray(X, dtype=np.float32)

@@ -89,15 +89,18 @@ class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
             y = check_supervision(y, n_samples=X.shape[0])
         else:
             y = None
-        max_n_bits = self._max_n_bits(*X.shape)
+        self._check_n_bits(*X.shape)
+        self._fit(X, y)
+        return self
+
+    def _check_n_bits(self, n_samples, n_features):
+        max_n_bits = self._max_n_bits(n_samples, n_features)
         if max_n_bits is not None and self.n_bits > max_n_bits:
             raise ValueError(
                 f"n_bits={self.n_bits} is more than {type(self).__name__} can learn "
-                f"from data of n_samples={X.shape[0]}, n_features={X.shape[1]}: "
+                f"from data of n_samples={n_samples}, n_features={n_features}: "
                 f"at most {max_n_bits}."
             )
-        self._fit(X, y)
-        return self
 
     def transform(self, X):
         """Encode samples as packed binary codes.

@@ -1,5 +1,6 @@
 """Iterative quantization (ITQ) and its supervised variant CCA-ITQ."""
 
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,6 +12,7 @@ from sklearn.utils.extmath import svd_flip
 from .._supervision import check_labels
 from ..base import BaseHasher, SupervisedHasherMixin
 from ..utils._param_validation import Interval
+from ..utils._rows import Rows, column_sums
 
 
 def _top_directions(matrix, n_components, right=None):
@@ -40,24 +42,42 @@ def _expansion(n_directions, n_bits, random_state):
     return basis.T
 
 
-def _rotate(V, n_iter, random_state):
+def _rotate(V, n_bits, n_iter, random_state):
     """ITQ's alternating minimisation of ||B - V R||_F^2 over B and orthogonal R.
 
-    Returns the rotation and the quantisation loss before each iteration's
-    rotation update (non-increasing: each step minimises over one variable).
+    ``V`` is :class:`~skhash.utils._rows.Rows` of projections. Returns the
+    rotation and the quantisation loss before each iteration's rotation update
+    (non-increasing: each step minimises over one variable).
     """
     rng = check_random_state(random_state)
-    n_bits = V.shape[1]
     rotation, _ = np.linalg.qr(rng.standard_normal((n_bits, n_bits)))
     losses = np.empty(n_iter)
     for iteration in range(n_iter):
-        projected = V @ rotation
-        B = np.where(projected >= 0, 1.0, -1.0)
-        losses[iteration] = np.sum((B - projected) ** 2)
+        losses[iteration], BtV = V.reduce(partial(_quantization, rotation=rotation))
         # Orthogonal Procrustes: SVD of B^T V = S diag Omega^T gives R = Omega S^T.
-        S, _, Omega_t = np.linalg.svd(B.T @ V)
+        S, _, Omega_t = np.linalg.svd(BtV)
         rotation = Omega_t.T @ S.T
     return rotation, losses
+
+
+# The sums over rows that ITQ and CCA-ITQ learn from, one function each: every
+# block of rows contributes its term.
+
+
+def _scatter(X, *labels, mean):
+    centred = X - mean
+    return (centred.T @ centred,)
+
+
+def _projection(X, *labels, mean, components):
+    return (X - mean) @ components
+
+
+def _quantization(V, rotation):
+    """ITQ's loss ``||B - V R||^2`` and ``B^T V``, with ``B = sign(V R)``."""
+    projected = V @ rotation
+    B = np.where(projected >= 0, 1.0, -1.0)
+    return np.sum((B - projected) ** 2), B.T @ V
 
 
 class ITQHasher(BaseHasher):
@@ -159,24 +179,32 @@ class ITQHasher(BaseHasher):
         return n_features * (1 if self.extra_bits == "raise" else 4)
 
     def _fit(self, X, y):
-        X = X.astype(np.float64)
+        self._fit_rows(Rows(X.astype(np.float64)))
+
+    def _fit_rows(self, rows):
+        """Fit from :class:`~skhash.utils._rows.Rows` of float64 data (then, for
+        CCA-ITQ, the label indicator matrix): only sums over rows are taken, so
+        ``skhash.dask`` fits the same model on partitions."""
         rng = check_random_state(self.random_state)
-        self.mean_ = X.mean(axis=0)
-        centred = X - self.mean_
-        n_directions = min(self.n_bits, X.shape[1])
-        components = self._directions(centred, y, n_directions)
+        means = [total / rows.n_samples for total in rows.reduce(column_sums)]
+        self.mean_ = means[0]
+        n_directions = min(self.n_bits, self.n_features_in_)
+        components = self._directions(rows, means, n_directions)
         if n_directions < self.n_bits:
             # Drawn before the rotation's start, and only here, so that codes
             # of n_bits <= n_features stay those of the reference.
             components = components @ _expansion(n_directions, self.n_bits, rng)
         self.components_ = components
+        projections = rows.map(
+            partial(_projection, mean=self.mean_, components=components)
+        )
         self.rotation_, self.quantization_loss_ = _rotate(
-            centred @ self.components_, self.n_iter, rng
+            projections, self.n_bits, self.n_iter, rng
         )
 
-    def _directions(self, centred, y, n_directions):
-        covariance = centred.T @ centred / len(centred)
-        return _top_directions(covariance, n_directions)[1]
+    def _directions(self, rows, means, n_directions):
+        (scatter,) = rows.reduce(partial(_scatter, mean=means[0]))
+        return _top_directions(scatter / rows.n_samples, n_directions)[1]
 
     def _project(self, X):
         return (X - self.mean_) @ self.components_ @ self.rotation_
@@ -287,17 +315,22 @@ class CCAITQHasher(SupervisedHasherMixin, ITQHasher):
         )
         self.reg = reg
 
-    def _directions(self, centred, y, n_directions):
-        Y = check_labels(y)
-        if Y.ndim == 1:
-            Y = (Y[:, None] == np.unique(Y)[None, :]).astype(np.float64)
-        Y = Y - Y.mean(axis=0)
-        n = len(centred)
-        cov_xx, cov_yy = centred.T @ centred / n, Y.T @ Y / n
-        cov_xy = centred.T @ Y / n
+    def _fit(self, X, y):
+        y = check_labels(y)
+        if y.ndim == 1:
+            y = y[:, None] == np.unique(y)[None, :]
+        self._fit_rows(Rows(X.astype(np.float64), y.astype(np.float64)))
+
+    def _directions(self, rows, means, n_directions):
+        n = rows.n_samples
+        cov_xx, cov_xy, cov_yy = (
+            total / n for total in rows.reduce(partial(_moments, means=means))
+        )
         scale_x = max(np.mean(np.diag(cov_xx)), 1e-12)
         self.reg_ = (
-            _loo_ridge(centred, Y, cov_yy, scale_x) if self.reg == "auto" else self.reg
+            _loo_ridge(rows, means, cov_xx, cov_xy, cov_yy, scale_x)
+            if self.reg == "auto"
+            else self.reg
         )
         cov_xx += self.reg_ * scale_x * np.eye(len(cov_xx))
         cov_yy += self.reg_ * max(np.mean(np.diag(cov_yy)), 1e-12) * np.eye(len(cov_yy))
@@ -310,20 +343,57 @@ class CCAITQHasher(SupervisedHasherMixin, ITQHasher):
         return directions * self.correlations_
 
 
+def _moments(X, Y, means):
+    """The scatter matrices of the centred data and labels: XX, XY, YY."""
+    X, Y = X - means[0], Y - means[1]
+    return X.T @ X, X.T @ Y, Y.T @ Y
+
+
 # Candidate ridges of reg="auto", relative to the mean variance of the features.
 _REG_GRID = np.logspace(-4, 1, 11)
 
 
-def _loo_ridge(centred, Y, cov_yy, scale_x):
-    """The grid's ridge with the least leave-one-out error of the regression
-    from ``X`` to the whitened labels (both centred), relative to ``scale_x``."""
-    from sklearn.linear_model import RidgeCV
+def _loo_ridge(rows, means, cov_xx, cov_xy, cov_yy, scale_x):
+    """The grid's ridge (relative to ``scale_x``) with the least leave-one-out
+    error of the ridge regression from ``X`` to the whitened labels, both
+    centred, without intercept.
 
+    The exact leave-one-out residual of ridge is ``(y_i - f_i) / (1 - h_i)``,
+    ``h_i`` the leverage ``x_i^T (X^T X + a I)^-1 x_i``; with the
+    eigendecomposition ``X^T X = Q diag(l) Q^T`` both are sums over the
+    columns of ``X Q``, so one decomposition serves the whole grid and every
+    block of rows adds its squared residuals (the computation of scikit-learn's
+    ``RidgeCV``, written as sums over rows).
+    """
+    n = rows.n_samples
     # Whiten Y over its non-null directions (centred one-hot labels lose one).
     values, vectors = np.linalg.eigh(cov_yy)
     keep = values > 1e-10 * max(values.max(), 1e-300)
-    whitened = Y @ (vectors[:, keep] / np.sqrt(values[keep]))
-    # RidgeCV's alpha multiplies the identity next to X^T X = n C_xx.
-    alphas = _REG_GRID * len(centred) * scale_x
-    ridge = RidgeCV(alphas=alphas, fit_intercept=False).fit(centred, whitened)
-    return float(ridge.alpha_ / (len(centred) * scale_x))
+    whitening = vectors[:, keep] / np.sqrt(values[keep])
+    eigenvalues, eigenvectors = np.linalg.eigh(n * cov_xx)
+    (errors,) = rows.reduce(
+        partial(
+            _loo_errors,
+            means=means,
+            whitening=whitening,
+            eigenvectors=eigenvectors,
+            eigenvalues=eigenvalues,
+            # Q^T X^T Y_w, the regression's right-hand side in the eigenbasis.
+            target=eigenvectors.T @ (n * cov_xy @ whitening),
+            alphas=_REG_GRID * n * scale_x,
+        )
+    )
+    return float(_REG_GRID[np.argmin(errors)])
+
+
+def _loo_errors(X, Y, means, whitening, eigenvectors, eigenvalues, target, alphas):
+    """Per ridge ``alpha``: these rows' squared leave-one-out residuals, summed."""
+    rotated = (X - means[0]) @ eigenvectors
+    whitened = (Y - means[1]) @ whitening
+    errors = np.empty(len(alphas))
+    for i, alpha in enumerate(alphas):
+        shrink = 1 / (eigenvalues + alpha)
+        fitted = (rotated * shrink) @ target
+        leverage = rotated**2 @ shrink
+        errors[i] = np.sum(((whitened - fitted) / (1 - leverage)[:, None]) ** 2)
+    return (errors,)

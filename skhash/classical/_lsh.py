@@ -3,6 +3,7 @@
 from sklearn.utils import check_random_state
 
 from ..base import BaseHasher
+from ..utils._rows import Rows, column_sums
 
 
 class LSHHasher(BaseHasher):
@@ -67,11 +68,17 @@ class LSHHasher(BaseHasher):
         self.random_state = random_state
 
     def _fit(self, X, y):
+        self._fit_rows(Rows(X))
+
+    def _fit_rows(self, rows):
+        """Fit from :class:`~skhash.utils._rows.Rows` (``skhash.dask`` passes
+        partitions): the mean is the only statistic of the data."""
         rng = check_random_state(self.random_state)
-        self.mean_ = X.mean(axis=0)
-        self.projection_ = rng.standard_normal((X.shape[1], self.n_bits)).astype(
-            X.dtype, copy=False
-        )
+        (total,) = rows.reduce(column_sums)
+        self.mean_ = total / rows.n_samples
+        self.projection_ = rng.standard_normal(
+            (self.n_features_in_, self.n_bits)
+        ).astype(self.mean_.dtype, copy=False)
 
     def _project(self, X):
         return (X - self.mean_) @ self.projection_

@@ -12,6 +12,9 @@ __all__ = ["all_estimators"]
 def all_estimators():
     """Public estimators of skhash, found by walking the package.
 
+    ``skhash.dask`` is not walked: it needs an optional extra, and its
+    estimator is tested against the single-machine one it mirrors.
+
     Returns
     -------
     estimators : list of (name, class)
@@ -26,8 +29,7 @@ def all_estimators():
     import skhash
 
     found = {}
-    for module_info in pkgutil.walk_packages(skhash.__path__, prefix="skhash."):
-        module = importlib.import_module(module_info.name)
+    for module in _modules(skhash):
         for name, cls in inspect.getmembers(module, inspect.isclass):
             if (
                 issubclass(cls, BaseEstimator)
@@ -37,3 +39,15 @@ def all_estimators():
             ):
                 found[name] = cls
     return sorted(found.items())
+
+
+def _modules(package):
+    """The modules of a package, recursively, but not ``skhash.dask`` (which
+    ``pkgutil.walk_packages`` would import to look inside)."""
+    for info in pkgutil.iter_modules(package.__path__, prefix=package.__name__ + "."):
+        if info.name == "skhash.dask":
+            continue
+        module = importlib.import_module(info.name)
+        yield module
+        if info.ispkg:
+            yield from _modules(module)

@@ -8,6 +8,7 @@ from skhash.classical._itq import _rotate
 from skhash.codes import unpack_codes
 from skhash.datasets import load_mnist_5k, retrieval_split
 from skhash.metrics import get_retrieval_scorer, mean_average_precision
+from skhash.utils._rows import Rows
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_rotation_is_orthogonal_and_loss_never_increases(digits):
 
 def test_rotate_from_a_random_start_on_random_data():
     V = np.random.RandomState(0).standard_normal((200, 8))
-    R, loss = _rotate(V, 30, random_state=1)
+    R, loss = _rotate(Rows(V), 8, 30, random_state=1)
     np.testing.assert_allclose(R.T @ R, np.eye(8), atol=1e-10)
     assert np.all(np.diff(loss) <= 1e-9 * loss[0])
 
@@ -181,3 +182,29 @@ def test_cca_itq_multi_label(digits):
     assert codes.shape == (500, 2)
     # The CCA directions separate the labels: more distinct codes than classes.
     assert len(np.unique(codes, axis=0)) > 10
+
+
+@pytest.mark.parametrize("n_features", [20, 64])
+def test_auto_reg_is_ridge_cv_choice(n_features):
+    """reg="auto" computes the leave-one-out errors as sums over rows (so Dask
+    can fit it); scikit-learn's RidgeCV, from an SVD of the whole data, must
+    pick the same ridge from the same grid."""
+    from sklearn.linear_model import RidgeCV
+
+    from skhash.classical._itq import _REG_GRID
+
+    X, y = load_digits(return_X_y=True)
+    X = X[:300, :n_features] + np.random.RandomState(0).normal(size=(300, n_features))
+    y = y[:300]
+    hasher = CCAITQHasher(n_bits=8, random_state=0).fit(X, y)
+
+    centred = X - X.mean(axis=0)
+    Y = (y[:, None] == np.unique(y)).astype(float)
+    Y -= Y.mean(axis=0)
+    values, vectors = np.linalg.eigh(Y.T @ Y / len(Y))
+    keep = values > 1e-10 * values.max()
+    whitened = Y @ (vectors[:, keep] / np.sqrt(values[keep]))
+    scale = np.mean(np.var(X, axis=0))
+    alphas = _REG_GRID * len(X) * scale
+    ridge = RidgeCV(alphas=alphas, fit_intercept=False).fit(centred, whitened)
+    assert hasher.reg_ == pytest.approx(ridge.alpha_ / (len(X) * scale))

@@ -1,0 +1,43 @@
+"""Dask inputs as row-chunked arrays: what every function of skhash.dask takes."""
+
+import math
+
+import dask.array as da
+import dask.dataframe as dd
+import numpy as np
+
+
+def as_row_blocks(X, name="X"):
+    """``X`` as a 2-D Dask array chunked along rows only.
+
+    A Dask DataFrame becomes its values (its partitions' lengths computed); a
+    NumPy array becomes one block. Columns are merged into one chunk: encoding
+    and search need whole rows.
+    """
+    X = _as_dask_array(X)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got an array of shape {X.shape}.")
+    if len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})
+    return X
+
+
+def aligned_labels(y, row_chunks):
+    """Labels (1-D, or a 2-D indicator) as a Dask array with ``row_chunks``."""
+    y = _as_dask_array(y)
+    if y.ndim not in (1, 2) or y.shape[0] != sum(row_chunks):
+        raise ValueError(
+            f"y of shape {y.shape} does not match the {sum(row_chunks)} rows of X."
+        )
+    return y.rechunk((row_chunks,) + ((-1,) if y.ndim == 2 else ()))
+
+
+def _as_dask_array(X):
+    if isinstance(X, (dd.DataFrame, dd.Series)):
+        X = X.to_dask_array(lengths=True)
+    elif not isinstance(X, da.Array):
+        X = np.asarray(X)
+        X = da.from_array(X, chunks=X.shape or -1)
+    if any(math.isnan(size) for size in X.shape):
+        raise ValueError("Unknown chunk sizes: call compute_chunk_sizes() first.")
+    return X

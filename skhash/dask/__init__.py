@@ -20,6 +20,8 @@ module needs the ``skhash[dask]`` extra.
 """
 
 from ._fit import fit
+from ._join import similarity_join
+from ._neighbors import HammingNeighbors
 from ._transform import transform
 
-__all__ = ["fit", "transform"]
+__all__ = ["HammingNeighbors", "fit", "similarity_join", "transform"]

@@ -18,7 +18,7 @@ def client():
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: no clash, no warning
             memory_limit="2GiB",
         ) as cluster,
         Client(cluster) as client,

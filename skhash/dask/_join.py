@@ -1,0 +1,153 @@
+"""Exact similarity join: every pair of codes within a Hamming radius."""
+
+from numbers import Integral
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+from dask import delayed
+from sklearn.utils._param_validation import validate_params
+from sklearn.utils.validation import check_is_fitted
+
+from ..neighbors import HammingNeighbors as SingleHammingNeighbors
+from ..utils._param_validation import Interval
+from . import _shards
+from ._collections import as_row_blocks
+from ._neighbors import HammingNeighbors, check_dtype
+
+__all__ = ["similarity_join"]
+
+_SEARCH = SingleHammingNeighbors._parameter_constraints
+
+
+@validate_params(
+    {
+        "left": "no_validation",
+        "right": "no_validation",
+        "radius": [Interval(Integral, 0, None, closed="left"), None],
+        "algorithm": _SEARCH["algorithm"],
+        "backend": _SEARCH["backend"],
+        "n_jobs": _SEARCH["n_jobs"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def similarity_join(
+    left, right=None, *, radius=None, algorithm="auto", backend="auto", n_jobs=None
+):
+    """Every pair of codes within a Hamming radius, exactly.
+
+    Each row block of ``right`` becomes a :class:`skhash.HammingNeighbors`
+    shard that answers a radius search for each row block of ``left``; no
+    collection is gathered. The answer is a lazy Dask DataFrame.
+
+    Parameters
+    ----------
+    left : dask array or dask DataFrame of shape (n_left, n_bytes), dtype uint8
+        Packed codes; a NumPy array is one block.
+    right : dask array, dask DataFrame or HammingNeighbors, default=None
+        Packed codes of the same width, or a fitted
+        :class:`skhash.dask.HammingNeighbors`, whose shards then serve as they
+        are (with their own ``algorithm``, ``backend`` and ``n_jobs``).
+        ``None`` joins ``left`` with itself: no pair ``(i, i)``, and each
+        unordered pair once, with ``left < right``.
+    radius : int, default=None
+        Pairs at Hamming distance ``<= radius``. ``None`` means the fitted
+        ``right``'s radius, or 2 (the default of ``HammingNeighbors``).
+    algorithm : {"auto", "brute", "multi_index"}, default="auto"
+        Search method of the shards (see :class:`skhash.HammingNeighbors`):
+        ``"auto"`` chooses multi-index hashing per block pair when its
+        estimated cost is below a scan's.
+    backend : {"auto", "numba", "numpy", "faiss", "torch"}, default="auto"
+        Search engine of the shards.
+    n_jobs : int, default=None
+        Threads of each block pair's search, on its worker.
+
+    Returns
+    -------
+    pairs : dask DataFrame
+        Columns ``left`` and ``right`` (global row numbers, int64) and
+        ``distance`` (int32). One partition per pair of non-empty row blocks,
+        in the order ``(left block, right block)`` (only ``left block <= right
+        block`` for a self-join); rows sorted by ``(left, right)`` within each
+        partition, so ``compute()`` is deterministic. A left row's partners
+        thus come in increasing order, though rows of different left blocks
+        interleave with the right blocks.
+
+    See Also
+    --------
+    skhash.dask.HammingNeighbors.radius_neighbors : The same search, per query.
+
+    Notes
+    -----
+    A self-join searches each block against itself and against every later
+    block, about half the block pairs of a join of two collections.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from skhash.codes import pack_codes
+    >>> from skhash.dask import similarity_join
+    >>> codes = da.from_array(
+    ...     pack_codes([[0, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]]),
+    ...     chunks=2,
+    ... )
+    >>> similarity_join(codes, radius=1).compute()
+       left  right  distance
+    0     0      2         1
+    1     0      3         0
+    0     2      3         1
+    """
+    left = as_row_blocks(left, "left")
+    check_dtype(left, "left")
+    if isinstance(right, HammingNeighbors):
+        check_is_fitted(right)
+        radius = right.radius if radius is None else radius
+        shards = list(right._shards)
+        starts = right.shard_offsets_[:-1].tolist()
+        n_bytes = right.n_features_in_
+    else:
+        codes = left if right is None else as_row_blocks(right, "right")
+        check_dtype(codes, "right")
+        radius = SingleHammingNeighbors().radius if radius is None else radius
+        params = {"algorithm": algorithm, "backend": backend, "n_jobs": n_jobs}
+        shards, starts = _build_shards(codes, params)
+        n_bytes = codes.shape[1]
+    if left.shape[1] != n_bytes:
+        raise ValueError(
+            f"left and right codes differ in width: {left.shape[1]} and {n_bytes} "
+            "bytes."
+        )
+    # No two codes differ in more bits than a code has.
+    radius = min(radius, 8 * n_bytes)
+
+    parts = []
+    for i, (block, start) in enumerate(_blocks(left)):
+        for j, (shard, shard_start) in enumerate(zip(shards, starts, strict=True)):
+            if right is None and j < i:
+                continue
+            queries = None if right is None and i == j else block
+            parts.append(
+                delayed(_shards.shard_pairs)(shard, queries, radius, start, shard_start)
+            )
+    meta = pd.DataFrame({c: np.empty(0, t) for c, t in _shards.PAIR_COLUMNS.items()})
+    if not parts:
+        return dd.from_pandas(meta, npartitions=1)
+    return dd.from_delayed(parts, meta=meta, verify_meta=False)
+
+
+def _blocks(codes):
+    """(delayed block, first global row) of each non-empty row block."""
+    starts = np.concatenate([[0], np.cumsum(codes.chunks[0])]).tolist()
+    blocks = codes.to_delayed().ravel()
+    return [
+        (block, start)
+        for block, start, size in zip(blocks, starts, codes.chunks[0], strict=False)
+        if size
+    ]
+
+
+def _build_shards(codes, params):
+    """One shard per non-empty block, built in the join's own graph."""
+    blocks = _blocks(codes)
+    shards = [delayed(_shards.build_shard)(block, None, params) for block, _ in blocks]
+    return shards, [start for _, start in blocks]

@@ -1,0 +1,615 @@
+"""Exact Hamming search over a database sharded across Dask workers."""
+
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+from dask import delayed
+from dask.base import is_dask_collection
+from scipy.sparse import csr_matrix
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.exceptions import DataConversionWarning
+from sklearn.utils.validation import check_is_fitted
+
+from .._supervision import check_labels
+from ..neighbors import HammingNeighbors as SingleHammingNeighbors
+from ..neighbors._hamming_neighbors import _check_mode, _split
+from ..neighbors._index import resolve
+from ..utils._param_validation import check_count
+from . import _shards
+from ._collections import aligned_labels, as_row_blocks
+
+__all__ = ["HammingNeighbors"]
+
+
+class HammingNeighbors(BaseEstimator):
+    """:class:`skhash.HammingNeighbors` over a database sharded across workers.
+
+    Each row block of the codes given to :meth:`fit` becomes one
+    ``skhash.HammingNeighbors`` shard, built and kept on a worker (persisted,
+    with its kernels compiled and multi-index tables filled there); the
+    database is never gathered. Every answer is the one
+    ``skhash.HammingNeighbors`` gives when fitted on all the codes at once:
+    same distances, same global indices, ties by index.
+
+    The parameters, methods and their arguments are those of
+    :class:`skhash.HammingNeighbors`; see it for their meaning. NumPy queries
+    get NumPy answers; Dask queries get lazy Dask arrays with the queries' row
+    chunks; ``X=None`` (the database queries itself) answers as the codes
+    given to :meth:`fit` came, with their row chunks. Graphs are SciPy
+    matrices and :meth:`score` a float, whatever the queries.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=5
+        Number of neighbours of :meth:`kneighbors` and :meth:`predict`.
+    radius : int, default=2
+        Hamming radius of :meth:`radius_neighbors`.
+    algorithm : {"auto", "brute", "multi_index"}, default="auto"
+        Search method of every shard, chosen per shard under ``"auto"``.
+    backend : {"auto", "numba", "numpy", "faiss", "torch"}, default="auto"
+        Search engine of every shard.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Device of the ``"torch"`` backend, on each worker.
+    n_jobs : int, default=None
+        Threads of each shard's searches, on its worker.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Bytes per code seen during fit.
+    n_samples_fit_ : int
+        Number of codes in the database.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, when fitted with 1-D ``y``.
+    backend_ : str
+        The backend of the shards, as resolved on the client.
+    device_ : str
+        The device of the shards, as resolved on the client.
+    shard_offsets_ : ndarray of shape (n_shards + 1,)
+        Shard ``s`` holds the global rows ``shard_offsets_[s]`` to
+        ``shard_offsets_[s + 1] - 1``. Empty row blocks have no shard.
+
+    See Also
+    --------
+    skhash.HammingNeighbors : The same search in one process.
+    skhash.dask.similarity_join : Every pair of codes within a radius.
+
+    Notes
+    -----
+    The k nearest of a query are the best of every shard's ``k`` nearest,
+    merged by (distance, global index). Without ``X``, a database code is in
+    its own shard, which excludes its row (not every code equal to it) as
+    ``skhash.HammingNeighbors`` does. Radius neighbours are the shards' runs
+    side by side. :meth:`predict` votes with the labels the shards send with
+    their candidates.
+
+    :meth:`score` is the MAP over the whole database, in two passes that move
+    only per-query histograms over the ``8 * n_bytes + 1`` distances: the
+    shards count their items and relevant items at each distance; from these
+    counts each shard learns how many items rank before its own at each
+    distance (smaller distances anywhere, the same distance in earlier shards)
+    and sums the precisions at its relevant items.
+
+    Searches are Dask tasks: a worker lost mid-search has its tasks, and the
+    shards it held, recomputed by Dask from their inputs, or the search fails
+    with Dask's error (``KilledWorker``); it never returns a partial answer.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from skhash.codes import pack_codes
+    >>> from skhash.dask import HammingNeighbors
+    >>> database = da.from_array(
+    ...     pack_codes([[0, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 1], [0, 1, 1, 1]]),
+    ...     chunks=2,
+    ... )
+    >>> nn = HammingNeighbors(n_neighbors=2).fit(database)
+    >>> nn.kneighbors(pack_codes([[0, 0, 1, 1]]))
+    (array([[1, 1]], dtype=int32), array([[2, 3]]))
+    >>> distances, indices = nn.kneighbors()  # lazy: the database was a Dask array
+    >>> indices.compute()
+    array([[2, 3],
+           [3, 2],
+           [0, 3],
+           [1, 2]])
+    """
+
+    _parameter_constraints: dict = dict(SingleHammingNeighbors._parameter_constraints)
+
+    def __init__(
+        self,
+        n_neighbors=5,
+        radius=2,
+        *,
+        algorithm="auto",
+        backend="auto",
+        device="auto",
+        n_jobs=None,
+    ):
+        self.n_neighbors = n_neighbors
+        self.radius = radius
+        self.algorithm = algorithm
+        self.backend = backend
+        self.device = device
+        self.n_jobs = n_jobs
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Build one shard per row block, each on its worker.
+
+        Parameters
+        ----------
+        X : dask array or dask DataFrame of shape (n_samples, n_bytes), dtype uint8
+            Packed codes; a NumPy array makes one shard.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels), default=None
+            Labels of the codes (Dask or NumPy), needed by :meth:`predict` and
+            :meth:`score`.
+
+        Returns
+        -------
+        self : HammingNeighbors
+            The fitted estimator.
+        """
+        backend, device = resolve(self.backend, self.device)
+        codes = as_row_blocks(X, "X")
+        if codes.shape[0] == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={codes.shape}) while a "
+                "minimum of 1 is required by HammingNeighbors."
+            )
+        row_chunks = codes.chunks[0]
+        labels = [None] * len(row_chunks)
+        if y is not None:
+            labels = _label_blocks(
+                y, row_chunks, "X has {n_codes} codes but y has {n_labels} labels."
+            )
+        params = self.get_params()
+        blocks = codes.to_delayed().ravel()
+        shards = [
+            delayed(_shards.build_shard)(block, block_labels, params)
+            for block, block_labels, size in zip(
+                blocks, labels, row_chunks, strict=True
+            )
+            if size
+        ]
+        # Persisted: the shards stay where they were built (futures under
+        # distributed); only their descriptions come back.
+        shards = list(dask.persist(*shards))
+        described = dask.compute(*[delayed(_shards.describe)(s) for s in shards])
+
+        self.backend_, self.device_ = backend, device
+        self.n_features_in_ = codes.shape[1]
+        self.n_samples_fit_ = codes.shape[0]
+        sizes = [d["n_samples"] for d in described]
+        self.shard_offsets_ = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+        self._shards = shards
+        self._row_chunks = row_chunks
+        self._fit_lazy = is_dask_collection(X)
+        self._labels = described[0]["labels"]  # (shape of one row, dtype) or None
+        if y is not None and self._labels[0] == ():
+            self.classes_ = np.unique(np.concatenate([d["classes"] for d in described]))
+        return self
+
+    def _query_blocks(self, X):
+        """The queries as blocks ``(codes, own, n_rows)`` and whether lazy.
+
+        ``codes`` is an array or a delayed block; ``X=None`` gives the
+        database's blocks, ``own`` then naming the shard that holds them.
+        """
+        check_is_fitted(self)
+        if X is None:
+            blocks, shard = [], 0
+            for size in self._row_chunks:
+                if size:
+                    codes = delayed(_shards.shard_codes)(self._shards[shard])
+                    blocks.append((codes, shard, size))
+                    shard += 1
+                else:
+                    blocks.append((None, None, 0))
+            return blocks, self._fit_lazy
+        if not is_dask_collection(X):
+            # The single-machine validation, on the same fitted attributes.
+            codes = SingleHammingNeighbors._validate_codes(self, X, reset=False)
+            # Delayed once, so that the tasks of every shard share one copy.
+            return [(delayed(codes), None, len(codes))], False
+        codes = as_row_blocks(X, "X")
+        if codes.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {codes.shape[1]} features, but {type(self).__name__} is "
+                f"expecting {self.n_features_in_} features as input."
+            )
+        if codes.shape[0] == 0:
+            raise ValueError(
+                "Found array with 0 sample(s) while a minimum of 1 is required."
+            )
+        check_dtype(codes, "X")
+        # Their values are checked where they are searched, by the shards.
+        blocks = codes.to_delayed().ravel()
+        return [
+            (b, None, n) for b, n in zip(blocks, codes.chunks[0], strict=True)
+        ], True
+
+    def _search(self, blocks, search, merge):
+        """Per query block, ``merge(parts, n_rows)`` of the parts
+        ``search(shard, codes, offset)`` of every shard (``codes=None`` for
+        the block's own shard): a list of delayed results, ``None`` for an
+        empty block.
+
+        The parts go to ``merge`` as separate arguments: in a list, Dask
+        (2026.8) leaves the persisted shards' futures out of the graph (see
+        dask/dask#12055), and a lazy answer would lose its shards with the
+        estimator.
+        """
+        merged = []
+        for codes, own, n_rows in blocks:
+            if n_rows == 0:
+                merged.append(None)
+                continue
+            parts = []
+            for s, shard in enumerate(self._shards):
+                offset = int(self.shard_offsets_[s])
+                parts.append(search(shard, None if s == own else codes, offset))
+            merged.append(merge(parts, n_rows))
+        return merged
+
+    def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
+        """Find the k nearest codes of each query.
+
+        As :meth:`skhash.HammingNeighbors.kneighbors`.
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_queries, n_bytes), default=None
+            Query codes, dtype uint8. ``None``: every database code queries
+            the others, not counting itself.
+        n_neighbors : int, default=None
+            Number of neighbours; defaults to the constructor's.
+        return_distance : bool, default=True
+            Whether to return the distances.
+
+        Returns
+        -------
+        neigh_dist : ndarray or dask array of shape (n_queries, n_neighbors)
+            Hamming distances, int32, ascending; only when
+            ``return_distance=True``.
+        neigh_ind : ndarray or dask array of shape (n_queries, n_neighbors)
+            Global database indices; equal distances in index order.
+        """
+        blocks, lazy = self._query_blocks(X)
+        distances, indices, _ = self._kneighbors(X, blocks, n_neighbors, False)
+        if lazy:
+            return (distances, indices) if return_distance else indices
+        distances, indices = dask.compute(distances, indices)
+        return (distances, indices) if return_distance else indices
+
+    def _kneighbors(self, X, blocks, n_neighbors, with_labels):
+        """Lazy (distances, indices, neighbour labels) of the query blocks."""
+        k = check_count(
+            self.n_neighbors if n_neighbors is None else n_neighbors, "n_neighbors"
+        )
+        n_queries = sum(n for _, _, n in blocks)
+        available = self.n_samples_fit_ - (X is None)
+        if k > available:
+            relation = "<" if X is None else "<="
+            raise ValueError(
+                f"Expected n_neighbors {relation} n_samples_fit, but n_neighbors = "
+                f"{k}, n_samples_fit = {self.n_samples_fit_}, n_samples = {n_queries}"
+            )
+
+        def search(shard, codes, offset):
+            return delayed(_shards.shard_kneighbors)(
+                shard, codes, k, offset, with_labels
+            )
+
+        def merge(parts, n_rows):
+            return delayed(_shards.merge_kneighbors, nout=3)(k, *parts)
+
+        merged = self._search(blocks, search, merge)
+        label_tail, label_dtype = self._labels if with_labels else ((), None)
+        outputs = [((k,), np.int32), ((k,), np.intp), ((k, *label_tail), label_dtype)]
+        results = [
+            _rows([_item(p, i) for p in merged], blocks, tail, dtype)
+            for i, (tail, dtype) in enumerate(outputs[: 3 if with_labels else 2])
+        ]
+        return (*results, None) if not with_labels else tuple(results)
+
+    def radius_neighbors(
+        self, X=None, radius=None, return_distance=True, sort_results=False
+    ):
+        """Find the codes within a Hamming radius of each query.
+
+        As :meth:`skhash.HammingNeighbors.radius_neighbors`.
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_queries, n_bytes), default=None
+            Query codes, dtype uint8. ``None``: every database code queries
+            the others.
+        radius : int, default=None
+            Codes at distance ``<= radius``; defaults to the constructor's.
+        return_distance : bool, default=True
+            Whether to return the distances.
+        sort_results : bool, default=False
+            Sort each query's neighbours by (distance, index); otherwise they
+            are in index order.
+
+        Returns
+        -------
+        neigh_dist : ndarray or dask array of shape (n_queries,), dtype object
+            Per query, an int32 array of distances; only when
+            ``return_distance=True``.
+        neigh_ind : ndarray or dask array of shape (n_queries,), dtype object
+            Per query, an array of global database indices.
+        """
+        blocks, lazy = self._query_blocks(X)
+        merged = self._radius_neighbors(blocks, radius, sort_results)
+        if not lazy:
+            distances, indices, indptr = self._gather_csr(merged)
+            indices = _split(indices, indptr)
+            return (_split(distances, indptr), indices) if return_distance else indices
+        results = [
+            _rows([_objects(p, i) for p in merged], blocks, (), object) for i in (0, 1)
+        ]
+        return tuple(results) if return_distance else results[1]
+
+    def _radius_neighbors(self, blocks, radius, sort_results):
+        radius = SingleHammingNeighbors._check_radius(self, radius)
+
+        def search(shard, codes, offset):
+            return delayed(_shards.shard_radius)(
+                shard, codes, radius, offset, sort_results
+            )
+
+        def merge(parts, n_rows):
+            return delayed(_shards.merge_radius)(n_rows, sort_results, *parts)
+
+        return self._search(blocks, search, merge)
+
+    def _gather_csr(self, merged):
+        """One CSR triple of every query block, computed."""
+        parts = dask.compute(*[part for part in merged if part is not None])
+        indptr, offset = [np.zeros(1, np.int64)], 0
+        for _, _, part_indptr in parts:  # empty blocks add no rows
+            indptr.append(part_indptr[1:] + offset)
+            offset += part_indptr[-1]
+        return (
+            np.concatenate([part[0] for part in parts]),
+            np.concatenate([part[1] for part in parts]),
+            np.concatenate(indptr),
+        )
+
+    def kneighbors_graph(self, X=None, n_neighbors=None, mode="connectivity"):
+        """Sparse graph of the k nearest neighbours.
+
+        As :meth:`skhash.HammingNeighbors.kneighbors_graph`; computed, whatever
+        the queries.
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_queries, n_bytes), default=None
+            Query codes; ``None`` uses the database, excluding each code itself.
+        n_neighbors : int, default=None
+            Number of neighbours; defaults to the constructor's.
+        mode : {"connectivity", "distance"}, default="connectivity"
+            Ones, or Hamming distances (explicit zeros are kept).
+
+        Returns
+        -------
+        graph : sparse matrix of shape (n_queries, n_samples_fit)
+            CSR matrix.
+        """
+        _check_mode(mode)
+        distances, indices = dask.compute(*self.kneighbors(X, n_neighbors))
+        n_queries, k = indices.shape
+        data = np.ones(indices.size) if mode == "connectivity" else distances.ravel()
+        indptr = np.arange(0, n_queries * k + 1, k)
+        return csr_matrix(
+            (data, indices.ravel(), indptr), shape=(n_queries, self.n_samples_fit_)
+        )
+
+    def radius_neighbors_graph(
+        self, X=None, radius=None, mode="connectivity", sort_results=False
+    ):
+        """Sparse graph of the neighbours within a Hamming radius.
+
+        As :meth:`skhash.HammingNeighbors.radius_neighbors_graph`; computed,
+        whatever the queries.
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_queries, n_bytes), default=None
+            Query codes; ``None`` uses the database, excluding each code itself.
+        radius : int, default=None
+            Hamming radius; defaults to the constructor's.
+        mode : {"connectivity", "distance"}, default="connectivity"
+            Ones, or Hamming distances (explicit zeros are kept).
+        sort_results : bool, default=False
+            Order each row's entries by (distance, index).
+
+        Returns
+        -------
+        graph : sparse matrix of shape (n_queries, n_samples_fit)
+            CSR matrix.
+        """
+        _check_mode(mode)
+        blocks, _ = self._query_blocks(X)
+        merged = self._radius_neighbors(blocks, radius, sort_results)
+        distances, indices, indptr = self._gather_csr(merged)
+        data = np.ones(len(indices)) if mode == "connectivity" else distances
+        return csr_matrix(
+            (data, indices, indptr), shape=(len(indptr) - 1, self.n_samples_fit_)
+        )
+
+    def predict(self, X):
+        """Labels voted by the ``n_neighbors`` nearest database codes.
+
+        As :meth:`skhash.HammingNeighbors.predict`: the most frequent class
+        (ties to the smallest), or for indicator matrices each label that more
+        than half of the neighbours have.
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_queries, n_bytes), dtype uint8
+            Query codes.
+
+        Returns
+        -------
+        y_pred : ndarray or dask array of shape (n_queries,) or (n_queries, n_labels)
+        """
+        self._check_fitted_with_y("predict")
+        blocks, lazy = self._query_blocks(X)
+        _, _, labels = self._kneighbors(X, blocks, None, True)
+        classes = getattr(self, "classes_", None)
+        dtype = self._labels[1] if classes is None else classes.dtype
+        meta = np.empty((0,) * (labels.ndim - 1), dtype)
+        predicted = labels.map_blocks(_shards.vote, classes, drop_axis=1, meta=meta)
+        return predicted if lazy else predicted.compute()
+
+    def score(self, X, y):
+        """Mean average precision of the queries against the whole database.
+
+        Equal to :meth:`skhash.HammingNeighbors.score` (stable ties by global
+        index, queries with nothing relevant count as 0), computed from
+        per-shard histograms without gathering the database (see Notes).
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_queries, n_bytes), dtype uint8
+            Query codes.
+        y : array-like or dask array of shape (n_queries,) or (n_queries, n_labels)
+            Labels of the queries.
+
+        Returns
+        -------
+        score : float
+            MAP, between 0 and 1.
+        """
+        self._check_fitted_with_y("score")
+        if X is None:
+            raise ValueError("score() needs query codes X.")
+        blocks, _ = self._query_blocks(X)
+        labels = _label_blocks(
+            y,
+            [n for _, _, n in blocks],
+            "{n_codes} query codes but {n_labels} query labels.",
+            database=self._labels[0],
+        )
+        n_bins = 8 * self.n_features_in_ + 1
+        sums, n_relevant = [], []
+        for (codes, _, n_rows), block_labels in zip(blocks, labels, strict=True):
+            if n_rows == 0:
+                continue
+            block_labels = delayed(block_labels)  # one copy for all the tasks
+            histograms = [
+                delayed(_shards.shard_histograms)(shard, codes, block_labels, n_bins)
+                for shard in self._shards
+            ]
+            ranks, relevant = delayed(_shards.rank_offsets, nout=2)(*histograms)
+            sums.append(
+                [
+                    delayed(_shards.shard_precision_sums)(
+                        shard, codes, block_labels, ranks[s]
+                    )
+                    for s, shard in enumerate(self._shards)
+                ]
+            )
+            n_relevant.append(relevant)
+        sums, n_relevant = dask.compute(sums, n_relevant)
+        average_precision = [
+            np.where(r > 0, sum(s) / np.maximum(r, 1), 0.0)
+            for s, r in zip(sums, n_relevant, strict=True)
+        ]
+        return float(np.mean(np.concatenate(average_precision)))
+
+    def _check_fitted_with_y(self, method):
+        check_is_fitted(self)
+        if self._labels is None:
+            raise ValueError(
+                f"{method}() needs the database labels: fit HammingNeighbors with "
+                "fit(codes, y)."
+            )
+
+
+def _label_blocks(y, row_chunks, mismatch, database=None):
+    """Labels as one block (an array, or a delayed block) per row chunk.
+
+    ``mismatch`` is the message for a wrong number of labels, formatted with
+    ``n_codes`` and ``n_labels``; ``database`` is the shape of one database
+    label row, which query labels must match.
+    """
+    if is_dask_collection(y):
+        labels = aligned_labels(y, row_chunks)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            # What check_labels does, before the blocks reach the workers.
+            warnings.warn(
+                "A column-vector y was passed when a 1-D array was expected; it "
+                "is read as class labels. Pass y.ravel() to avoid this warning.",
+                DataConversionWarning,
+                stacklevel=3,
+            )
+            labels = labels.ravel().rechunk((row_chunks,))
+        shape, blocks = labels.shape[1:], list(labels.to_delayed().ravel())
+    else:
+        labels = check_labels(y)
+        if len(labels) != sum(row_chunks):
+            raise ValueError(
+                mismatch.format(n_codes=sum(row_chunks), n_labels=len(labels))
+            )
+        shape = labels.shape[1:]
+        blocks = np.split(labels, np.cumsum(row_chunks)[:-1])
+    if database is not None and len(shape) != len(database):
+        raise ValueError(
+            "Query and database labels must both be 1-D class labels or both be "
+            f"2-D indicator matrices, got {len(shape) + 1}-D and "
+            f"{len(database) + 1}-D."
+        )
+    if database is not None and shape != database:
+        raise ValueError(
+            f"Query and database labels have {shape[0]} and {database[0]} label "
+            "columns; they must match."
+        )
+    return blocks
+
+
+def _rows(values, blocks, tail, dtype):
+    """One Dask array of the delayed per-block ``values``, with the blocks'
+    row chunks (``None`` for an empty block)."""
+    row_chunks = tuple(n for _, _, n in blocks)
+    array = da.concatenate(
+        [
+            da.from_delayed(value, (n, *tail), dtype=dtype)
+            for value, n in zip(values, row_chunks, strict=True)
+            if n
+        ]
+    )
+    # Concatenation drops empty blocks; put them back, so that the answer's
+    # chunks are the queries' (an alias per block, no copy).
+    return array.rechunk((row_chunks, *((size,) for size in tail)))
+
+
+def _item(part, i):
+    return None if part is None else part[i]
+
+
+def _objects(part, i):
+    """Per-query object array of item ``i`` of a merged CSR triple."""
+    return None if part is None else delayed(_split)(part[i], part[2])
+
+
+def check_dtype(codes, name):
+    """Reject a Dask array of anything but packed codes, before any work.
+
+    Their values are checked by the shards, where they are searched.
+    """
+    if codes.dtype != np.uint8:
+        hint = (
+            "these look like unpacked bits: use skhash.codes.pack_codes first."
+            if codes.dtype == bool
+            else "encode them with a hasher's transform first."
+        )
+        raise ValueError(
+            f"{name} must be packed binary codes of dtype uint8, got dtype "
+            f"{codes.dtype}; {hint}"
+        )

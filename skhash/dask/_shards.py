@@ -1,0 +1,231 @@
+"""What runs on the workers: shards of a database, their searches, the merges.
+
+A shard is an ordinary :class:`skhash.HammingNeighbors` over one row block of
+the database. It answers in its own row numbers; the functions here add its
+global offset, so every merge compares global indices. Each function takes and
+returns plain NumPy arrays, small next to a shard: only they cross the network.
+"""
+
+import numpy as np
+import pandas as pd
+from dask.sizeof import sizeof
+
+from .._ranking import distance_block, query_batches
+from .._supervision import check_labels, relevance
+from ..codes import as_words
+from ..neighbors import HammingNeighbors as SingleHammingNeighbors
+
+PAIR_COLUMNS = {"left": np.int64, "right": np.int64, "distance": np.int32}
+
+
+@sizeof.register(SingleHammingNeighbors)
+def _sizeof_shard(shard):
+    # Dask's default guess for an object is a few dozen bytes, so the scheduler
+    # would rather move a shard to its queries than the queries to it.
+    arrays = [getattr(shard, "_fit_X", None), getattr(shard, "_fit_y", None)]
+    for engine in getattr(shard, "_engines", {}).values():
+        arrays.extend(vars(engine).values())
+    return 1000 + sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+
+
+def build_shard(codes, labels, params):
+    """A fitted ``skhash.HammingNeighbors`` over one block, its engines built.
+
+    One search on each engine the shard may use compiles the kernels and fills
+    the multi-index tables here, on the worker that keeps the shard, rather
+    than in the first real search. The engines are searched directly so that
+    the warm-up leaves the estimator's ``"auto"`` choices untouched.
+    """
+    shard = SingleHammingNeighbors(**params).fit(codes, labels)
+    probe = shard.get_database()[0][:1]
+    names = [shard.backend_]
+    if shard.algorithm == "multi_index" or (
+        shard.algorithm == "auto" and shard.backend_ == "numba"
+    ):
+        names.append("multi_index")
+    for name in names:
+        engine = shard._engine(name)
+        engine.kneighbors(probe, 1, n_jobs=1)
+        engine.radius_neighbors(probe, 0, n_jobs=1, by_dist=False)
+    return shard
+
+
+def describe(shard):
+    """What the client needs to know of a built shard: its size and labels."""
+    _, labels = shard.get_database()
+    return {
+        "n_samples": shard.n_samples_fit_,
+        "labels": None if labels is None else (labels.shape[1:], labels.dtype),
+        "classes": getattr(shard, "classes_", None),
+    }
+
+
+def shard_codes(shard):
+    """The shard's codes, as queries of the other shards (``X=None``)."""
+    return shard.get_database()[0]
+
+
+def shard_kneighbors(shard, queries, k, offset, with_labels):
+    """The shard's ``k`` nearest (fewer if it is smaller), global indices.
+
+    ``queries=None`` searches the shard's own codes, each excluding itself:
+    the query's own row is always in its own shard.
+    """
+    k = min(k, shard.n_samples_fit_ - (queries is None))
+    n_queries = shard.n_samples_fit_ if queries is None else len(queries)
+    if k == 0:  # a shard of one code, queried by that code
+        distances, indices = (
+            np.empty((n_queries, 0), np.int32),
+            np.empty((n_queries, 0), np.intp),
+        )
+    else:
+        distances, indices = shard.kneighbors(queries, k)
+    labels = shard.get_database()[1][indices] if with_labels else None
+    return distances, indices + offset, labels
+
+
+def merge_kneighbors(k, *parts):
+    """The ``k`` nearest over all shards, ordered by (distance, global index).
+
+    Each part is ordered by (distance, index) and the shards hold increasing
+    ranges of indices, so a stable sort by distance of the parts side by side
+    keeps equal distances in index order.
+    """
+    distances = np.concatenate([part[0] for part in parts], axis=1)
+    order = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    indices = np.concatenate([part[1] for part in parts], axis=1)
+    merged = [
+        np.take_along_axis(distances, order, 1),
+        np.take_along_axis(indices, order, 1),
+    ]
+    if parts[0][2] is not None:
+        labels = np.concatenate([part[2] for part in parts], axis=1)
+        order = order.reshape(order.shape + (1,) * (labels.ndim - 2))
+        merged.append(np.take_along_axis(labels, order, 1))
+    return tuple(merged)
+
+
+def vote(labels, classes):
+    """Labels voted by each query's neighbours, as ``skhash.HammingNeighbors``
+    votes: the most frequent class (ties to the smallest), or each label of an
+    indicator matrix when more than half of the neighbours have it."""
+    if labels.ndim == 3:
+        return (labels.mean(axis=1) > 0.5).astype(labels.dtype)
+    class_ids = np.searchsorted(classes, labels)
+    votes = np.zeros((len(labels), len(classes)), dtype=np.intp)
+    np.add.at(votes, (np.arange(len(labels))[:, None], class_ids), 1)
+    return classes[votes.argmax(axis=1)]
+
+
+def shard_radius(shard, queries, radius, offset, by_dist):
+    """The CSR triple (distances, global indices, indptr) of a radius search."""
+    queries = shard._queries(queries)  # validated as the shard validates its own
+    distances, indices, indptr = shard._radius_neighbors(queries, radius, by_dist)
+    return distances, indices + offset, indptr
+
+
+def merge_radius(n_queries, by_dist, *parts):
+    """One CSR triple from the shards', each query's neighbours in index order
+    (the shards' order) or, with ``by_dist``, in (distance, index) order."""
+    query_of = np.concatenate(
+        [np.repeat(np.arange(n_queries), np.diff(part[2])) for part in parts]
+    )
+    distances = np.concatenate([part[0] for part in parts])
+    indices = np.concatenate([part[1] for part in parts])
+    if by_dist:
+        order = np.lexsort((indices, distances, query_of))
+    else:
+        order = np.argsort(query_of, kind="stable")
+    indptr = np.zeros(n_queries + 1, np.int64)
+    np.cumsum(np.bincount(query_of, minlength=n_queries), out=indptr[1:])
+    return distances[order], indices[order], indptr
+
+
+def shard_pairs(shard, queries, radius, left_offset, right_offset):
+    """The (left, right, distance) pairs of a block of queries and a shard,
+    sorted by (left, right). ``queries=None`` is the shard against itself:
+    each unordered pair once, with left < right."""
+    distances, right, indptr = shard_radius(shard, queries, radius, 0, False)
+    left = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    if queries is None:
+        keep = left < right
+        left, right, distances = left[keep], right[keep], distances[keep]
+    return pd.DataFrame(
+        {
+            "left": left + left_offset,
+            "right": right + right_offset,
+            "distance": distances,
+        }
+    ).astype(PAIR_COLUMNS)
+
+
+# Score: each query's average precision over the whole database, ranked by
+# (distance, global index), in two passes. A relevant item's rank is the number
+# of items at a smaller distance anywhere, plus those at its distance in earlier
+# shards, plus its rank in its own shard; the first pass counts the first two
+# (histograms over distances), the second adds the third.
+
+
+def _ranked(shard, queries, labels):
+    """Batches of (rows, distances, relevance) of the queries to the shard."""
+    queries = shard._queries(queries)
+    labels = check_labels(labels)
+    codes, database_labels = shard.get_database()
+    query_words, words = as_words(queries), as_words(codes)
+    for rows in query_batches(len(queries), len(codes)):
+        distances = distance_block(query_words, words, rows)
+        yield rows, distances, relevance(labels[rows], database_labels)
+
+
+def shard_histograms(shard, queries, labels, n_bins):
+    """Items and relevant items of the shard at each distance, per query."""
+    items = np.zeros((len(queries), n_bins), np.int64)
+    hits = np.zeros_like(items)
+    for rows, distances, relevant in _ranked(shard, queries, labels):
+        flat = distances + n_bins * np.arange(len(distances))[:, None]
+        size = len(distances) * n_bins
+        items[rows] = np.bincount(flat.ravel(), minlength=size).reshape(-1, n_bins)
+        hits[rows] = np.bincount(flat[relevant], minlength=size).reshape(-1, n_bins)
+    return items, hits
+
+
+def rank_offsets(*histograms):
+    """Per shard, the items (and relevant items) ranked before it at each
+    distance, less those of the shard itself at smaller distances.
+
+    Returns one ``(items_before, hits_before)`` pair per shard and the
+    number of relevant items of each query.
+    """
+    offsets = []
+    totals = [sum(h[i] for h in histograms) for i in (0, 1)]
+    smaller = [np.cumsum(total, axis=1) - total for total in totals]
+    earlier = [np.zeros_like(total) for total in totals]
+    for histogram in histograms:
+        pair = []
+        for i in (0, 1):
+            own_smaller = np.cumsum(histogram[i], axis=1) - histogram[i]
+            pair.append(smaller[i] + earlier[i] - own_smaller)
+            earlier[i] = earlier[i] + histogram[i]
+        offsets.append(tuple(pair))
+    return offsets, totals[1].sum(axis=1)
+
+
+def shard_precision_sums(shard, queries, labels, offsets):
+    """Sum of the precisions at the shard's relevant items, per query.
+
+    In the shard's own (distance, index) order, the ``j``-th item at distance
+    ``d`` has the global rank ``items_before[d] + j + 1``.
+    """
+    items_before, hits_before = offsets
+    sums = np.zeros(len(queries))
+    for rows, distances, relevant in _ranked(shard, queries, labels):
+        # Distances fit in 16 bits; NumPy sorts those stably with a radix sort.
+        order = np.argsort(distances.astype(np.uint16), axis=1, kind="stable")
+        distances = np.take_along_axis(distances, order, 1)
+        relevant = np.take_along_axis(relevant, order, 1)
+        rank = np.take_along_axis(items_before[rows], distances, 1)
+        rank += np.arange(1, distances.shape[1] + 1)
+        hits = np.take_along_axis(hits_before[rows], distances, 1)
+        hits += np.cumsum(relevant, axis=1)
+        sums[rows] = np.where(relevant, hits / rank, 0.0).sum(axis=1)
+    return sums

@@ -1,0 +1,367 @@
+"""skhash.dask.HammingNeighbors answers as skhash.HammingNeighbors on all the codes."""
+
+import gc
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+dd = pytest.importorskip("dask.dataframe")
+
+import dask  # noqa: E402
+import pandas as pd  # noqa: E402
+from distributed import Client, Future, LocalCluster  # noqa: E402
+from distributed.scheduler import KilledWorker  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
+from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
+
+import skhash  # noqa: E402
+from skhash.codes import pack_codes  # noqa: E402
+from skhash.dask import HammingNeighbors  # noqa: E402
+from skhash.metrics import mean_average_precision  # noqa: E402
+
+# Uneven row blocks and an empty one: four blocks, three shards.
+CHUNKS = (37, 0, 200, 63)
+QUERY_CHUNKS = (15, 0, 25)
+N_BITS = 24
+
+
+def _codes(n, seed, clustered):
+    rng = np.random.RandomState(seed)
+    if clustered:
+        # Four centres with sparse flips: many exact ties and duplicate codes.
+        centres = rng.randint(2, size=(4, N_BITS))
+        bits = centres[rng.randint(4, size=n)] ^ (rng.rand(n, N_BITS) < 0.05)
+    else:
+        bits = rng.randint(2, size=(n, N_BITS))
+    return pack_codes(bits)
+
+
+@pytest.fixture(scope="module", params=["random", "clustered"])
+def case(request, client):
+    clustered = request.param == "clustered"
+    rng = np.random.RandomState(0)
+    D = _codes(sum(CHUNKS), seed=1, clustered=clustered)
+    D[5] = D[250]  # duplicates in two shards, and within one
+    D[40] = D[41]
+    Q = _codes(sum(QUERY_CHUNKS), seed=2, clustered=clustered)
+    Q[:5] = D[[0, 36, 37, 237, 299]]  # exact copies, at the shards' edges
+    y, yq = rng.randint(3, size=len(D)), rng.randint(3, size=len(Q))
+    Y, Yq = rng.randint(2, size=(len(D), 4)), rng.randint(2, size=(len(Q), 4))
+    codes = da.from_array(D, chunks=(CHUNKS, -1))
+    return {
+        "D": D,
+        "Q": Q,
+        "y": y,
+        "yq": yq,
+        "Y": Y,
+        "Yq": Yq,
+        "local": skhash.HammingNeighbors(n_neighbors=7).fit(D, y),
+        "dask": HammingNeighbors(n_neighbors=7).fit(codes, da.from_array(y, 50)),
+        "local_multi": skhash.HammingNeighbors(n_neighbors=4).fit(D, Y),
+        "dask_multi": HammingNeighbors(n_neighbors=4).fit(codes, Y),
+    }
+
+
+def _queries(case, kind):
+    if kind == "numpy":
+        return case["Q"]
+    if kind == "dask":
+        return da.from_array(case["Q"], chunks=(QUERY_CHUNKS, -1))
+    return None  # the database queries itself
+
+
+def _computed(results, kind, tails, dtypes):
+    """Dask answers' values (one computation), once checked lazy, with the
+    queries' row chunks and the right dtypes; NumPy answers as they are."""
+    for result, tail, dtype in zip(results, tails, dtypes, strict=True):
+        if kind is None:  # fitted on a Dask array: answers as one, in its chunks
+            assert isinstance(result, da.Array) and result.chunks[0] == CHUNKS
+        elif kind == "dask":
+            assert isinstance(result, da.Array)
+            assert result.chunks == (QUERY_CHUNKS, *((n,) for n in tail))
+        else:
+            assert isinstance(result, np.ndarray)
+        assert result.dtype == dtype
+    return dask.compute(*results)
+
+
+def _assert_runs_equal(expected, found):
+    assert expected.dtype == found.dtype == object and len(expected) == len(found)
+    for expected_run, found_run in zip(expected, found, strict=True):
+        assert expected_run.dtype == found_run.dtype
+        np.testing.assert_array_equal(expected_run, found_run)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "dask", None])
+def test_kneighbors_equal_single_machine(case, kind):
+    X = _queries(case, kind)
+    ks = [1, 7, 36, 150]
+    expected = [case["local"].kneighbors(X, n_neighbors=k) for k in ks]
+    expected.append(case["local"].kneighbors(X)[1])
+    found = [r for k in ks for r in case["dask"].kneighbors(X, n_neighbors=k)]
+    found.append(case["dask"].kneighbors(X, return_distance=False))
+    tails = [(k,) for k in ks for _ in "di"] + [(7,)]
+    dtypes = [np.int32, np.intp] * len(ks) + [np.intp]
+    found = _computed(found, kind, tails, dtypes)
+    for i in range(len(ks)):
+        np.testing.assert_array_equal(found[2 * i], expected[i][0])
+        np.testing.assert_array_equal(found[2 * i + 1], expected[i][1])
+    np.testing.assert_array_equal(found[-1], expected[-1])
+
+
+def test_kneighbors_of_the_whole_database(client):
+    # Every code asks for all the others: each shard's k is capped at its size
+    # (its size less one in the query's own shard).
+    D = _codes(30, seed=3, clustered=True)
+    codes = da.from_array(D, chunks=((1, 0, 12, 17), -1))
+    local = skhash.HammingNeighbors().fit(D)
+    expected = [local.kneighbors(None, 29), local.kneighbors(D, 30)]
+    # The lazy answers hold the shards: the estimator can go.
+    found = [
+        HammingNeighbors().fit(codes).kneighbors(None, 29),
+        HammingNeighbors().fit(codes).kneighbors(codes, 30),
+    ]
+    gc.collect()
+    found = dask.compute(*found)
+    for expected_pair, found_pair in zip(expected, found, strict=True):
+        np.testing.assert_array_equal(found_pair[0], expected_pair[0])
+        np.testing.assert_array_equal(found_pair[1], expected_pair[1])
+
+
+@pytest.mark.parametrize("kind", ["numpy", "dask", None])
+def test_radius_neighbors_equal_single_machine(case, kind):
+    X = _queries(case, kind)
+    expected, found = [], []
+    for radius in [0, 3, N_BITS]:
+        for sort_results in [False, True]:
+            options = {"radius": radius, "sort_results": sort_results}
+            expected.extend(case["local"].radius_neighbors(X, **options))
+            found.extend(case["dask"].radius_neighbors(X, **options))
+    expected.append(case["local"].radius_neighbors(X, return_distance=False))
+    found.append(case["dask"].radius_neighbors(X, return_distance=False))
+    found = _computed(found, kind, [()] * len(found), [object] * len(found))
+    for expected_part, found_part in zip(expected, found, strict=True):
+        _assert_runs_equal(expected_part, found_part)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "dask", None])
+def test_graphs_equal_single_machine(case, kind):
+    X = _queries(case, kind)
+    for method, options in [
+        ("kneighbors_graph", {"n_neighbors": 5, "mode": "connectivity"}),
+        ("kneighbors_graph", {"n_neighbors": 5, "mode": "distance"}),
+        ("radius_neighbors_graph", {"radius": 3, "mode": "distance"}),
+        ("radius_neighbors_graph", {"radius": 2, "sort_results": True}),
+        (
+            "radius_neighbors_graph",
+            {"radius": 3, "mode": "distance", "sort_results": True},
+        ),
+    ]:
+        expected = getattr(case["local"], method)(X, **options)
+        found = getattr(case["dask"], method)(X, **options)
+        assert found.format == "csr" and found.shape == expected.shape
+        # Explicit zeros (distance 0) and entry order are kept as they are.
+        for attribute in ["data", "indices", "indptr"]:
+            np.testing.assert_array_equal(
+                getattr(found, attribute), getattr(expected, attribute)
+            )
+
+
+@pytest.mark.parametrize("kind", ["numpy", "dask"])
+@pytest.mark.parametrize("labels", ["classes", "multi_label"])
+def test_predict_equal_single_machine(case, kind, labels):
+    suffix = "" if labels == "classes" else "_multi"
+    X = _queries(case, kind)
+    expected = case["local" + suffix].predict(case["Q"])
+    found = case["dask" + suffix].predict(X)
+    [found] = _computed([found], kind, [expected.shape[1:]], [expected.dtype])
+    np.testing.assert_array_equal(found, expected)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "dask"])
+@pytest.mark.parametrize("labels", ["classes", "multi_label"])
+def test_score_equal_single_machine(case, kind, labels):
+    suffix, y, yq = ("", "y", "yq") if labels == "classes" else ("_multi", "Y", "Yq")
+    X = _queries(case, kind)
+    y_query = case[yq] if kind == "numpy" else da.from_array(case[yq], chunks=7)
+    expected = mean_average_precision(case["Q"], case["D"], case[yq], case[y])
+    assert expected == pytest.approx(case["local" + suffix].score(case["Q"], case[yq]))
+    score = case["dask" + suffix].score(X, y_query)
+    assert isinstance(score, float)
+    assert score == pytest.approx(expected, rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize(
+    "algorithm, backend",
+    [("brute", "numba"), ("multi_index", "auto"), ("auto", "numpy")],
+)
+def test_every_search_method_of_the_shards(client, algorithm, backend):
+    D = _codes(150, seed=12, clustered=True)
+    y = np.array(["cat", "dog", "emu"])[np.arange(150) % 3]
+    params = {"n_neighbors": 6, "algorithm": algorithm, "backend": backend}
+    local = skhash.HammingNeighbors(**params).fit(D, y)
+    nn = HammingNeighbors(**params).fit(da.from_array(D, chunks=((40, 0, 110), -1)), y)
+    for expected, found in [
+        (local.kneighbors(D[:30]), nn.kneighbors(D[:30])),
+        (local.radius_neighbors(D[:30], 3), nn.radius_neighbors(D[:30], 3)),
+    ]:
+        for expected_part, found_part in zip(expected, found, strict=True):
+            if expected_part.dtype == object:
+                _assert_runs_equal(expected_part, found_part)
+            else:
+                np.testing.assert_array_equal(found_part, expected_part)
+    np.testing.assert_array_equal(nn.predict(D[:30]), local.predict(D[:30]))
+
+
+def test_score_counts_queries_with_nothing_relevant_as_zero(client):
+    D = _codes(60, seed=4, clustered=True)
+    y, yq = np.arange(60) % 2, np.array([0, 1, 7, 7])
+    nn = HammingNeighbors().fit(da.from_array(D, chunks=25), y)
+    expected = mean_average_precision(D[:4], D, yq, y)
+    assert nn.score(D[:4], yq) == pytest.approx(expected, rel=1e-12)
+
+
+def test_fit_on_a_dask_dataframe_and_numpy(client):
+    D = _codes(80, seed=5, clustered=True)
+    frame = dd.from_pandas(pd.DataFrame(D), npartitions=3)
+    expected = skhash.HammingNeighbors(n_neighbors=4).fit(D).kneighbors(D[:9])
+    for codes in [frame, D]:
+        nn = HammingNeighbors(n_neighbors=4).fit(codes)
+        found = nn.kneighbors(D[:9])
+        np.testing.assert_array_equal(found[1], expected[1])
+        # Fitted on NumPy, the database queries itself in NumPy.
+        assert isinstance(nn.kneighbors()[0], da.Array) is (codes is frame)
+    assert len(HammingNeighbors().fit(frame).shard_offsets_) == 4
+
+
+def test_shards_stay_on_the_workers(client):
+    D = _codes(300, seed=6, clustered=False)
+    nn = HammingNeighbors().fit(da.from_array(D, chunks=(CHUNKS, -1)))
+    np.testing.assert_array_equal(nn.shard_offsets_, [0, 37, 237, 300])
+    keys = [shard.key for shard in nn._shards]
+    # Futures under distributed: the shards were persisted, not gathered.
+    for shard in nn._shards:
+        assert isinstance(dict(shard.__dask_graph__())[shard.key], Future)
+    held = {key for keys_ in client.has_what().values() for key in keys_}
+    assert set(keys) <= held
+    # The scheduler knows a shard is as heavy as its codes (at least), so it
+    # sends the queries to the shard rather than the shard to the queries.
+    nbytes = client.run_on_scheduler(
+        lambda dask_scheduler: {k: dask_scheduler.tasks[k].nbytes for k in keys}
+    )
+    assert nbytes[keys[1]] >= D[37:237].nbytes
+
+
+def test_threaded_scheduler_without_client():
+    D = _codes(120, seed=7, clustered=True)
+    y = np.arange(120) % 3
+    local = skhash.HammingNeighbors(n_neighbors=3).fit(D, y)
+    with dask.config.set(scheduler="threads"):
+        nn = HammingNeighbors(n_neighbors=3).fit(da.from_array(D, chunks=50), y)
+        assert not isinstance(
+            dict(nn._shards[0].__dask_graph__())[nn._shards[0].key], Future
+        )
+        distances, indices = nn.kneighbors(da.from_array(D[:20], chunks=8))
+        np.testing.assert_array_equal(indices.compute(), local.kneighbors(D[:20])[1])
+        np.testing.assert_array_equal(nn.predict(D[:20]), local.predict(D[:20]))
+        assert nn.score(D[:20], y[:20]) == pytest.approx(local.score(D[:20], y[:20]))
+
+
+def _slowly(block):
+    time.sleep(0.4)
+    return block
+
+
+def test_a_worker_killed_during_a_search_is_retried_or_raises():
+    D = _codes(400, seed=8, clustered=True)
+    Q = _codes(40, seed=9, clustered=True)
+    expected = skhash.HammingNeighbors().fit(D).kneighbors(Q)
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",  # a free port: no clash, no warning
+            memory_limit="2GiB",
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+        client.as_current(),
+    ):
+        nn = HammingNeighbors().fit(da.from_array(D, chunks=100))
+        # Query blocks that take a while, so that the kill lands mid-search.
+        queries = da.from_array(Q, chunks=5).map_blocks(_slowly, dtype=np.uint8)
+        futures = client.compute(list(nn.kneighbors(queries)))
+        time.sleep(0.6)
+        # Killed for good: a nanny restarting its worker makes closing slow.
+        nanny = next(iter(cluster.workers.values()))
+        nanny.close_gracefully(reason="killed by the test")
+        assert client.processing()[nanny.worker_address]  # it was searching
+        os.kill(nanny.pid, signal.SIGKILL)
+        try:
+            found = client.gather(futures)
+        except KilledWorker as error:  # Dask gave up on the lost tasks: it says so
+            assert "worker" in str(error).lower()
+        else:  # Dask recomputed the lost tasks (and shards) elsewhere: all of it
+            np.testing.assert_array_equal(found[0], expected[0])
+            np.testing.assert_array_equal(found[1], expected[1])
+
+
+def test_errors_like_single_machine(client):
+    D = _codes(60, seed=10, clustered=False)
+    codes = da.from_array(D, chunks=25)
+    nn = HammingNeighbors().fit(codes)
+    with pytest.raises(NotFittedError):
+        HammingNeighbors().kneighbors(D)
+    with pytest.raises(InvalidParameterError, match="n_neighbors"):
+        HammingNeighbors(n_neighbors=0).fit(codes)
+    with pytest.raises(ValueError, match="features"):
+        nn.kneighbors(D[:, :2])
+    with pytest.raises(ValueError, match="features"):
+        nn.kneighbors(codes[:, :2])
+    with pytest.raises(ValueError, match="n_neighbors <= n_samples_fit"):
+        nn.kneighbors(D, n_neighbors=61)
+    with pytest.raises(ValueError, match="n_neighbors < n_samples_fit"):
+        nn.kneighbors(n_neighbors=60)
+    with pytest.raises(ValueError, match="non-negative integer"):
+        nn.radius_neighbors(D, radius=-1)
+    with pytest.raises(ValueError, match="mode"):
+        nn.kneighbors_graph(D, mode="weights")
+    with pytest.raises(ValueError, match="needs the database labels"):
+        nn.predict(D)
+    with pytest.raises(ValueError, match="needs the database labels"):
+        nn.score(D, np.zeros(60))
+    with pytest.raises(ValueError, match="60 codes but y has 59"):
+        HammingNeighbors().fit(codes, np.zeros(59))
+    with pytest.raises(ValueError, match="packed binary codes of dtype uint8"):
+        HammingNeighbors().fit(codes.astype(np.float64))
+    with pytest.raises(ValueError, match="unpacked bits"):
+        HammingNeighbors().fit(da.zeros((40, 16), dtype=bool, chunks=10))
+    with pytest.raises(ValueError, match="X must be packed binary codes"):
+        nn.kneighbors(codes.astype(np.float64))
+    # Values are checked lazily, by the shards, as the single-machine checks them.
+    wide = pack_codes(np.random.RandomState(11).randint(2, size=(30, 64)))
+    wide = HammingNeighbors().fit(da.from_array(wide, chunks=10))
+    distances, _ = wide.kneighbors(da.ones((10, 8), dtype=np.uint8, chunks=5))
+    with pytest.raises(ValueError, match="unpacked bits"):
+        distances.compute()
+    labelled = HammingNeighbors().fit(codes, np.arange(60) % 2)
+    with pytest.raises(ValueError, match="both be 1-D class labels"):
+        labelled.score(D[:5], np.ones((5, 2)))
+    with pytest.raises(ValueError, match="5 query codes but 4 query labels"):
+        labelled.score(D[:5], np.ones(4))
+
+
+def test_parameters_as_scikit_learn_expects():
+    # Not walked by the common checks (skhash.dask needs an extra): the
+    # parameter checks and clone, which GridSearchCV relies on, here.
+    from sklearn.base import clone
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    check_param_validation("HammingNeighbors", HammingNeighbors())
+    search = HammingNeighbors(n_neighbors=3, radius=1, algorithm="brute")
+    assert clone(search).get_params() == search.get_params()
+    assert set(search.get_params()) == set(skhash.HammingNeighbors().get_params())

@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import StrOptions
 from .._supervision import indicator_matrix
 from ..base import SupervisedHasherMixin
 from ..utils._param_validation import Interval
-from ._centres import class_codes
+from ._centres import balanced_bit_weights, class_codes
 from ._engine import BaseDeepHasher
 
 
@@ -31,8 +31,15 @@ class DPNHasher(SupervisedHasherMixin, BaseDeepHasher):
         Target codes: independent fair coins per bit (the authors' default,
         drawn as the sign of a Gaussian), or CSQ's Hadamard rows (see
         :class:`CSQHasher`).
+    bit_weight : {"balanced"} or None, default="balanced"
+        ``"balanced"`` weights the hinge of each bit by ``total / (2 *
+        count)``, where every label of every sample pulls its bits towards
+        that label's code (``total`` pulls per bit) and ``count`` of them pull
+        towards the value the term's target bit has: scikit-learn's
+        ``class_weight="balanced"`` for each bit taken as a two-class problem.
+        ``None``: every hinge weighs 1, the authors' loss (see Notes).
     backbone, hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, \
-optimizer, device, callbacks, verbose, random_state
+optimizer, device, accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`; ``random_state`` also draws the target
         codes.
 
@@ -62,7 +69,25 @@ optimizer, device, callbacks, verbose, random_state
     an auxiliary cross-entropy head, a regulariser on the outputs, updating
     the target codes from the training codes, and ternary codes at test
     time. The authors train with SGD at ``1e-4`` on a pretrained AlexNet;
-    the defaults here are those of the other deep hashers.
+    the defaults here are those of the other deep hashers. (DeepHash-pytorch
+    pulls a multi-label sample to the sign of the sum of its labels' codes
+    instead, CSQ's centroid, with the hinge averaged over bits.)
+
+    ``bit_weight="balanced"`` departs from paper and code. Summed over a
+    sample's labels, the hinges of a bit are lowest at the side most of its
+    labels' codes take, so frequent labels outvote the others, and where the
+    features predict such a lopsided bit poorly the loss is lowest with the
+    bit constant. On Yeast (14 labels, two of them on 73% of the items; 16
+    bits, 10 epochs of an MLP of 64 units, batch 64, 5 seeds) the authors'
+    loss gave 18 distinct codes of 800 on average and up to 12 constant bits
+    of 16; weighted so that both sides of every bit pull alike, 387 distinct
+    codes, no constant bit, and a MAP on the training items of 0.816
+    instead of 0.800 (random codes: 0.774; the sign of the sum of the
+    labels' codes, packed as codes: 0.927). Where both values of a bit are
+    equally frequent among the pulls (balanced classes and a balanced column
+    of the codebook) its weights are 1. On digits (single-label; 5 epochs,
+    5 seeds) MAP moved from 0.749 to 0.761 at 16 bits and from 0.817 to
+    0.834 at 32.
 
     References
     ----------
@@ -84,6 +109,7 @@ optimizer, device, callbacks, verbose, random_state
         **BaseDeepHasher._parameter_constraints,
         "margin": [Interval(Real, 0, None, closed="left")],
         "codebook": [StrOptions({"bernoulli", "hadamard"})],
+        "bit_weight": [StrOptions({"balanced"}), None],
     }
 
     def __init__(
@@ -92,6 +118,7 @@ optimizer, device, callbacks, verbose, random_state
         *,
         margin=1.0,
         codebook="bernoulli",
+        bit_weight="balanced",
         backbone="auto",
         hidden_layer_sizes=(256,),
         input_shape=None,
@@ -100,6 +127,7 @@ optimizer, device, callbacks, verbose, random_state
         lr=1e-3,
         optimizer="adam",
         device="auto",
+        accelerator=None,
         callbacks=None,
         verbose=0,
         random_state=None,
@@ -107,6 +135,7 @@ optimizer, device, callbacks, verbose, random_state
         self.n_bits = n_bits
         self.margin = margin
         self.codebook = codebook
+        self.bit_weight = bit_weight
         self.backbone = backbone
         self.hidden_layer_sizes = hidden_layer_sizes
         self.input_shape = input_shape
@@ -115,6 +144,7 @@ optimizer, device, callbacks, verbose, random_state
         self.lr = lr
         self.optimizer = optimizer
         self.device = device
+        self.accelerator = accelerator
         self.callbacks = callbacks
         self.verbose = verbose
         self.random_state = random_state
@@ -123,6 +153,12 @@ optimizer, device, callbacks, verbose, random_state
         labels = indicator_matrix(y)
         rng = check_random_state(self.random_state)
         self.codebook_ = class_codes(labels.shape[1], self.n_bits, self.codebook, rng)
+        # Each label of a sample pulls its bits towards that label's code.
+        self._bit_weights = (
+            balanced_bit_weights(self.codebook_, labels.sum(axis=0))
+            if self.bit_weight == "balanced"
+            else None
+        )
         return labels
 
     def _head(self, in_features):
@@ -133,7 +169,7 @@ optimizer, device, callbacks, verbose, random_state
     def _criterion(self):
         from ._pointwise import PolarizationLoss
 
-        return PolarizationLoss(self.codebook_, margin=self.margin)
+        return PolarizationLoss(self.codebook_, self.margin, self._bit_weights)
 
     def _outputs_to_projection(self, v):
         return v

@@ -2,6 +2,8 @@
 
 from numbers import Real
 
+import numpy as np
+
 from .._supervision import indicator_matrix
 from ..base import SupervisedHasherMixin
 from ..utils._param_validation import Interval
@@ -25,8 +27,12 @@ class GreedyHashHasher(SupervisedHasherMixin, BaseDeepHasher):
     alpha : float, default=0.1
         Weight of the penalty, a mean over samples and bits (the authors'
         code).
+    logit_adjustment : bool, default=True
+        Add the logarithm of the label prior (the mean softmax target over
+        the training samples) to the classifier's logits, a fixed offset
+        ([2]_). ``False``: the authors' loss (see Notes).
     backbone, hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, \
-optimizer, device, callbacks, verbose, random_state
+optimizer, device, accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`.
 
     Attributes
@@ -54,14 +60,33 @@ optimizer, device, callbacks, verbose, random_state
     labels share the softmax target equally here (OrthoHash's label
     smoothing). A per-label binary cross-entropy, tried first, collapsed
     every code to one or two values on multi-label digits: its gradient
-    towards the many absent labels is the same for every sample. The authors
-    train with SGD (momentum 0.9) on a pretrained AlexNet; the defaults here
-    are those of the other deep hashers.
+    towards the many absent labels is the same for every sample.
+    (DeepHash-pytorch keeps the first label of a multi-label sample only.)
+    The authors train with SGD (momentum 0.9) on a pretrained AlexNet; the
+    defaults here are those of the other deep hashers.
+
+    ``logit_adjustment=True`` departs from paper and code. A classifier
+    without bias on codes in {-1, +1} can express no label prior except
+    through a bit that is the same for every sample; with lopsided labels the
+    gradient shared by all samples (predicted minus target label
+    distribution) pushes every code the same way, and bits turn constant.
+    On Yeast (14 labels, two of them on 73% of the items; 16 bits, 10 epochs
+    of an MLP of 64 units, batch 64, 5 seeds) the authors' loss gave 80
+    distinct codes of 800 on average, up to 2 constant bits and a mean bit
+    entropy of 0.41; a learned bias, starting at 0, changed nothing (it
+    moves too slowly); with the log prior added to the logits, 244 distinct
+    codes, no constant bit, a mean bit entropy of 0.67 and a MAP on the
+    training items of 0.822 instead of 0.818 (random codes: 0.774). With
+    balanced classes the offset is the same for every label and the softmax
+    ignores it: on digits (5 epochs, 5 seeds) MAP stays at 0.710 at 16 bits
+    and 0.776 at 32.
 
     References
     ----------
     .. [1] S. Su, C. Zhang, K. Han and Y. Tian, "Greedy hash: Towards fast
        optimization for accurate hash coding in CNN", NeurIPS 2018.
+    .. [2] A. K. Menon, S. Jayasumana, A. S. Rawat, H. Jain, A. Veit and
+       S. Kumar, "Long-tail learning via logit adjustment", ICLR 2021.
 
     Examples
     --------
@@ -76,6 +101,7 @@ optimizer, device, callbacks, verbose, random_state
     _parameter_constraints = {
         **BaseDeepHasher._parameter_constraints,
         "alpha": [Interval(Real, 0, None, closed="left")],
+        "logit_adjustment": ["boolean"],
     }
 
     def __init__(
@@ -83,6 +109,7 @@ optimizer, device, callbacks, verbose, random_state
         n_bits=32,
         *,
         alpha=0.1,
+        logit_adjustment=True,
         backbone="auto",
         hidden_layer_sizes=(256,),
         input_shape=None,
@@ -91,12 +118,14 @@ optimizer, device, callbacks, verbose, random_state
         lr=1e-3,
         optimizer="adam",
         device="auto",
+        accelerator=None,
         callbacks=None,
         verbose=0,
         random_state=None,
     ):
         self.n_bits = n_bits
         self.alpha = alpha
+        self.logit_adjustment = logit_adjustment
         self.backbone = backbone
         self.hidden_layer_sizes = hidden_layer_sizes
         self.input_shape = input_shape
@@ -105,6 +134,7 @@ optimizer, device, callbacks, verbose, random_state
         self.lr = lr
         self.optimizer = optimizer
         self.device = device
+        self.accelerator = accelerator
         self.callbacks = callbacks
         self.verbose = verbose
         self.random_state = random_state
@@ -112,6 +142,12 @@ optimizer, device, callbacks, verbose, random_state
     def _targets(self, X, y):
         labels = indicator_matrix(y)
         self._n_labels = labels.shape[1]
+        self._log_prior = None
+        if self.logit_adjustment:
+            # The softmax targets' mean: the label prior. A label absent from
+            # y counts as half a sample (a finite logarithm).
+            targets = labels / np.maximum(labels.sum(axis=1, keepdims=True), 1)
+            self._log_prior = np.log(np.maximum(targets.sum(axis=0), 0.5) / len(labels))
         return labels
 
     def _criterion(self):
@@ -123,7 +159,9 @@ optimizer, device, callbacks, verbose, random_state
         # generator: rebuilding the loss when a saved hasher is loaded must
         # not move the caller's seed (fit has seeded the generator already).
         with torch.random.fork_rng(devices=[]):
-            return GreedyHashLoss(self.n_bits, self._n_labels, alpha=self.alpha)
+            return GreedyHashLoss(
+                self.n_bits, self._n_labels, self.alpha, log_prior=self._log_prior
+            )
 
     def _outputs_to_projection(self, h):
         return h

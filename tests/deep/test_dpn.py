@@ -45,6 +45,36 @@ def test_several_labels_add_their_hinges():
     assert zero(v, torch.tensor([[1.0, 1.0]])).item() == pytest.approx(0.5)
 
 
+def test_weighted_hinges_by_hand():
+    v = torch.tensor([[0.5, -2.0, 0.0]])
+    weights = np.array([[2.0, 3.0, 0.5], [0.5, 0.25, 4.0]])  # of +1, then of -1
+    # Code 0 [1, -1, 1]: hinges [0.5, 0, 1] weighted by [2, 0.25, 0.5]: 1.5.
+    # Code 1 [-1, -1, 1]: hinges [1.5, 0, 1] weighted by [0.5, 0.25, 0.5]: 1.25.
+    loss = PolarizationLoss(CODEBOOK, margin=1.0, bit_weights=weights)
+    assert loss(v, torch.tensor([[1.0, 1.0]])).item() == pytest.approx(2.75)
+
+
+@pytest.mark.parametrize("bit_weight", ["balanced", None])
+def test_both_sides_of_every_bit_pull_alike(digits, bit_weight):
+    X, y = digits
+    Y = np.column_stack([y == d for d in range(10)] + [y % 2 == 0]).astype(int)
+    hasher = DPNHasher(16, bit_weight=bit_weight, random_state=0, **FAST)
+    hasher.set_params(max_epochs=1).fit(X, Y)
+    weights = hasher.net_.criterion_.weights.numpy()  # of each label and bit
+    if bit_weight is None:
+        np.testing.assert_array_equal(weights, 1)
+        return
+    # Every label of every sample pulls each bit towards its code: over the
+    # training set the pulls towards +1 and towards -1 weigh the same, half
+    # of all label occurrences, on every bit where both occur.
+    pulls = Y.sum(axis=0)[:, None] * weights
+    codebook = hasher.codebook_
+    both = (codebook > 0).any(axis=0) & (codebook < 0).any(axis=0)
+    for value in (1, -1):
+        weight = (pulls * (codebook == value)).sum(axis=0)
+        np.testing.assert_allclose(weight[both], Y.sum() / 2, rtol=1e-5)
+
+
 def test_learns_single_and_multi_label_and_polarizes(digits):
     X, y = digits
     Y = np.column_stack([y == d for d in range(10)] + [y % 2 == 0]).astype(int)
@@ -56,8 +86,8 @@ def test_learns_single_and_multi_label_and_polarizes(digits):
     # The last fit is on the class labels; digits start 0, 1, ..., 9, so class
     # c has the codebook's row c.
     outputs = hasher.net_.forward(X.astype(np.float32)).numpy()
-    # Measured after 5 epochs: 0.85 of the output bits on their class code's
-    # side of zero and 0.44 beyond the margin; untrained, 0.49 and none.
+    # Measured after 5 epochs: 0.86 of the output bits on their class code's
+    # side of zero and 0.47 beyond the margin; untrained, 0.49 and none.
     assert (np.sign(outputs) == hasher.codebook_[y]).mean() > 0.75
     assert (np.abs(outputs) >= 1).mean() > 0.3
     assert set(np.unique(hasher.codebook_)) == {-1.0, 1.0}

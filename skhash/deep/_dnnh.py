@@ -41,7 +41,7 @@ class DNNHHasher(SupervisedHasherMixin, BaseDeepHasher):
         ``input_shape``), whose last convolution has ``slice_size * n_bits``
         maps, and an MLP for feature vectors.
     hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, optimizer, \
-device, callbacks, verbose, random_state
+device, accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`.
 
     Attributes
@@ -125,6 +125,7 @@ device, callbacks, verbose, random_state
         lr=1e-3,
         optimizer="adam",
         device="auto",
+        accelerator=None,
         callbacks=None,
         verbose=0,
         random_state=None,
@@ -144,6 +145,7 @@ device, callbacks, verbose, random_state
         self.lr = lr
         self.optimizer = optimizer
         self.device = device
+        self.accelerator = accelerator
         self.callbacks = callbacks
         self.verbose = verbose
         self.random_state = random_state

@@ -33,7 +33,7 @@ class DSHHasher(SupervisedHasherMixin, BaseDeepHasher):
         HashNet's weights do; ``"auto"`` is uniform unless similar pairs are
         the majority of the mini-batch, and balanced then (see Notes).
     backbone, hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, \
-optimizer, device, callbacks, verbose, random_state
+optimizer, device, accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`.
 
     Attributes
@@ -106,6 +106,7 @@ optimizer, device, callbacks, verbose, random_state
         lr=1e-3,
         optimizer="adam",
         device="auto",
+        accelerator=None,
         callbacks=None,
         verbose=0,
         random_state=None,
@@ -122,6 +123,7 @@ optimizer, device, callbacks, verbose, random_state
         self.lr = lr
         self.optimizer = optimizer
         self.device = device
+        self.accelerator = accelerator
         self.callbacks = callbacks
         self.verbose = verbose
         self.random_state = random_state

@@ -32,7 +32,7 @@ class DSTHHasher(BaseDeepHasher):
     n_hidden : int, default=256
         Sigmoid units of the hidden layer of the hash head.
     backbone, hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, \
-optimizer, device, callbacks, verbose, random_state
+optimizer, device, accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`; ``max_epochs`` applies to the label
         pre-training and to the hash training alike.
 
@@ -103,6 +103,7 @@ optimizer, device, callbacks, verbose, random_state
         lr=1e-3,
         optimizer="adam",
         device="auto",
+        accelerator=None,
         callbacks=None,
         verbose=0,
         random_state=None,
@@ -119,6 +120,7 @@ optimizer, device, callbacks, verbose, random_state
         self.lr = lr
         self.optimizer = optimizer
         self.device = device
+        self.accelerator = accelerator
         self.callbacks = callbacks
         self.verbose = verbose
         self.random_state = random_state

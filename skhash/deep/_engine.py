@@ -11,6 +11,12 @@ Saved state (pickle, joblib, skops): the trained network is kept as NumPy
 arrays of its ``state_dict`` and rebuilt from the hasher's parameters on load,
 so a file holds no torch object, loads on a CPU-only machine whatever device
 trained it, and skops reads it trusting only skhash's own types.
+
+Data-parallel training: given an ``accelerator`` (Hugging Face Accelerate),
+the net is skorch's accelerated net, each process trains on its shard of every
+epoch's mini-batches and DistributedDataParallel keeps the replicas equal;
+after training the hasher keeps the unwrapped network in a plain net, so it
+encodes, pickles and loads like any other.
 """
 
 import copy
@@ -38,11 +44,18 @@ def _resolve_device(device):
 
 
 def _loading_device(device):
-    """The training device, or the CPU where CUDA is not available."""
+    """The training device, or the CPU where CUDA is not available (or the
+    default GPU where the training one, e.g. a data-parallel run's ``cuda:3``,
+    does not exist)."""
     import torch
 
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
+    device = str(device)
+    if not device.startswith("cuda"):
+        return device
+    if not torch.cuda.is_available():
         return "cpu"
+    if torch.device(device).index not in (None, *range(torch.cuda.device_count())):
+        return "cuda"
     return device
 
 
@@ -50,6 +63,12 @@ def _module_arrays(module):
     """A module's ``state_dict`` (parameters and buffers) as NumPy arrays."""
     import torch
 
+    # A data-parallel wrapper would prefix every name with "module.".
+    while isinstance(
+        module,
+        (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel),
+    ):
+        module = module.module
     arrays = {}
     for name, value in module.state_dict().items():
         if isinstance(value, torch.Tensor):
@@ -85,6 +104,21 @@ def deterministic_cudnn():
         cudnn.deterministic, cudnn.benchmark = saved
 
 
+def _check_same_seed(accelerator, seed):
+    """Refuse a data-parallel fit whose processes drew different seeds: the
+    replicas would start from different weights, shuffles and codebooks."""
+    import torch
+
+    if getattr(accelerator, "num_processes", 1) < 2:
+        return
+    seeds = accelerator.gather(torch.tensor([seed], device=accelerator.device))
+    if len(set(seeds.tolist())) > 1:
+        raise ValueError(
+            "A data-parallel fit needs random_state set to the same int on every "
+            "process; the processes drew different seeds (random_state=None?)."
+        )
+
+
 class BaseDeepHasher(BaseHasher):
     """Base of the deep hashers: backbone choice, training parameters, skorch.
 
@@ -100,7 +134,9 @@ class BaseDeepHasher(BaseHasher):
     history, and loading rebuilds ``net_`` from the hasher's parameters, on the
     training device or on the CPU where CUDA is not available. ``transform``
     gives the same codes after a round trip; the optimiser's state and the
-    loss's scheduled values are not kept (``fit`` always trains from scratch).
+    loss's scheduled values are not kept (``fit`` always trains from scratch),
+    nor is the ``accelerator``, which belongs to the training run: a loaded (or
+    deep-copied) hasher has ``accelerator=None``.
     A user-supplied ``torch.nn.Module`` backbone cannot be rebuilt from
     parameters: such a hasher is saved with pickle or joblib, and skops
     refuses it with a ``TypeError``.
@@ -116,6 +152,14 @@ class BaseDeepHasher(BaseHasher):
         "lr": [Interval(Real, 0, None, closed="neither")],
         "optimizer": [StrOptions(set(_OPTIMIZERS)), callable],
         "device": [str],
+        # What skorch's AccelerateMixin and fit call: an accelerate.Accelerator.
+        "accelerator": [
+            HasMethods(
+                ["prepare", "backward", "accumulate", "autocast", "gather"]
+                + ["unwrap_model", "wait_for_everyone"]
+            ),
+            None,
+        ],
         "callbacks": [list, None],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
@@ -158,16 +202,35 @@ class BaseDeepHasher(BaseHasher):
         import torch
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        accelerator = self.accelerator
+        if accelerator is not None:
+            _check_same_seed(accelerator, seed)
         torch.manual_seed(seed)
         X = X.astype(np.float32)
-        self.device_ = _resolve_device(self.device)
+        if accelerator is None:
+            self.device_ = _resolve_device(self.device)
+        else:
+            self.device_ = str(accelerator.device)
         targets = self._targets(X, y)
-        self.net_ = self._skorch_net(self._network(X.shape[1]), self.device_)
+        self.net_ = self._skorch_net(
+            self._network(X.shape[1]), self.device_, accelerator=accelerator
+        )
         with deterministic_cudnn():
             # skorch's fit is initialize() then partial_fit().
             self.net_.initialize()
             self._train(X, targets)
+        if accelerator is not None:
+            self.net_ = self._plain_net(self.net_)
         return self
+
+    def _plain_net(self, trained):
+        """The trained network and loss, unwrapped by skorch at the end of
+        training, in a plain net: it encodes in this process alone."""
+        net = self._skorch_net(
+            trained.module_, self.device_, criterion=trained.criterion_
+        ).initialize()
+        net.history_ = trained.history_
+        return net
 
     def _train(self, X, targets):
         """Train ``net_``; a frozen backbone (no parameter requiring a
@@ -177,7 +240,7 @@ class BaseDeepHasher(BaseHasher):
         from ._modules import is_frozen
         from ._pretrained import extract_features
 
-        network = self.net_.module_
+        network = self.net_.module  # the instance, whatever wraps module_
         if not is_frozen(network.backbone):
             self.net_.partial_fit(X, targets)
             return
@@ -190,27 +253,40 @@ class BaseDeepHasher(BaseHasher):
         finally:
             network.takes_features = False
 
-    def _skorch_net(self, module, device):
+    def _skorch_net(self, module, device, *, criterion=None, accelerator=None):
         from skorch.callbacks import ProgressBar
 
-        from ._net import _HashingNet
+        from ._net import _AcceleratedHashingNet, _HashingNet
 
         callbacks = list(self._schedules())
         if self.verbose:
             callbacks.append(("progress", ProgressBar()))
         callbacks += list(self.callbacks or [])
-        return _HashingNet(
+        Net, options = _HashingNet, {"device": device}
+        if accelerator is not None:
+            # The accelerator places the network and the batches, unless told
+            # not to; each process then uses its own device.
+            Net = _AcceleratedHashingNet
+            # skorch prints the epoch table through accelerator.print (the
+            # main process only) whatever the verbosity: only when verbose.
+            sink = getattr(accelerator, "print", print) if self.verbose else print
+            options = {
+                "accelerator": accelerator,
+                "device": None if accelerator.device_placement else device,
+                "callbacks__print_log__sink": sink,
+            }
+        return Net(
             module=module,
-            criterion=self._criterion(),
+            criterion=self._criterion() if criterion is None else criterion,
             optimizer=self._optimizer_class(),
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             train_split=None,
             callbacks=callbacks,
-            device=device,
             verbose=int(self.verbose),
             iterator_train__shuffle=True,
+            **options,
         )
 
     def _head(self, in_features):
@@ -257,6 +333,8 @@ class BaseDeepHasher(BaseHasher):
 
     def _saved_state(self):
         state = dict(super().__getstate__())  # a copy: never mutate the live object
+        if state.get("accelerator") is not None:
+            state["accelerator"] = None  # a handle on the training run's processes
         net = state.pop("net_", None)
         if net is not None:
             state["_net_weights"] = _module_arrays(net.module_)

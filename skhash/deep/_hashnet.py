@@ -47,6 +47,14 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         Optimiser.
     device : str, default="auto"
         Torch device; ``"auto"`` is CUDA when available, else the CPU.
+    accelerator : accelerate.Accelerator, default=None
+        Trains data-parallel on the processes and devices of a Hugging Face
+        Accelerate ``Accelerator`` (several GPUs or machines; the script is
+        launched with ``accelerate launch`` or ``torchrun``): each process
+        trains on its share of every epoch's mini-batches, and ``device`` is
+        ignored. ``random_state`` must be the same int on every process. The
+        trained hasher encodes in one process, like any other; the
+        accelerator is not saved with it (see the user guide, "Scaling out").
     callbacks : list of skorch callbacks, default=None
         Extra callbacks, e.g. ``skorch.callbacks.EpochScoring`` or
         ``LRScheduler``.
@@ -117,6 +125,7 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         lr=1e-3,
         optimizer="adam",
         device="auto",
+        accelerator=None,
         callbacks=None,
         verbose=0,
         random_state=None,
@@ -134,6 +143,7 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         self.lr = lr
         self.optimizer = optimizer
         self.device = device
+        self.accelerator = accelerator
         self.callbacks = callbacks
         self.verbose = verbose
         self.random_state = random_state

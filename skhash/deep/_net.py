@@ -1,6 +1,8 @@
-"""The skorch net every deep hasher trains (imported only when one is fitted)."""
+"""The skorch nets every deep hasher trains (imported only when one is fitted)."""
 
 from skorch import NeuralNet
+from skorch.hf import AccelerateMixin
+from torch import nn
 
 
 class _HashingNet(NeuralNet):
@@ -21,3 +23,39 @@ class _HashingNet(NeuralNet):
             "criterion",
         ]
         return self
+
+
+class _AcceleratedHashingNet(AccelerateMixin, _HashingNet):
+    """The net of a hasher given an ``accelerator``: skorch's accelerate support.
+
+    It trains only: after ``fit`` the hasher keeps the unwrapped network in a
+    plain :class:`_HashingNet`, so that encoding runs in the calling process
+    alone (an accelerated net shards and gathers every prediction, which would
+    wait forever for processes that do not encode too).
+    """
+
+    def _initialize_accelerator(self):
+        # On CPUs accelerate wraps every module it prepares in
+        # DistributedDataParallel, which refuses a module with nothing to train:
+        # a loss without parameters is only moved to the accelerator's device
+        # (what accelerate itself does with it on GPUs).
+        if self._wrapped_with_accelerator:
+            return self
+        criteria = self._criteria
+        fixed = [name for name in criteria if _fixed(getattr(self, name + "_"))]
+        if self.accelerator.device_placement:
+            for name in fixed:
+                criterion = getattr(self, name + "_").to(self.accelerator.device)
+                setattr(self, name + "_", criterion)
+        self._criteria = [name for name in criteria if name not in fixed]
+        try:
+            return super()._initialize_accelerator()
+        finally:
+            self._criteria = criteria
+
+
+def _fixed(criterion):
+    """Whether ``criterion`` is a module with no parameter to train."""
+    return isinstance(criterion, nn.Module) and not any(
+        parameter.requires_grad for parameter in criterion.parameters()
+    )

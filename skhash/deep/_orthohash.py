@@ -41,7 +41,7 @@ class OrthoHashHasher(SupervisedHasherMixin, BaseDeepHasher):
         orthogonal for up to ``n_bits`` classes when ``n_bits`` is a power of
         two; see :class:`CSQHasher`).
     backbone, hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, \
-optimizer, device, callbacks, verbose, random_state
+optimizer, device, accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`; ``random_state`` also draws the
         codebook.
 
@@ -115,6 +115,7 @@ optimizer, device, callbacks, verbose, random_state
         lr=1e-3,
         optimizer="adam",
         device="auto",
+        accelerator=None,
         callbacks=None,
         verbose=0,
         random_state=None,
@@ -132,6 +133,7 @@ optimizer, device, callbacks, verbose, random_state
         self.lr = lr
         self.optimizer = optimizer
         self.device = device
+        self.accelerator = accelerator
         self.callbacks = callbacks
         self.verbose = verbose
         self.random_state = random_state

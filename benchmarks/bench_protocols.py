@@ -44,13 +44,17 @@ from threadpoolctl import threadpool_limits
 from skhash import (
     CCAITQHasher,
     ClassifierCodes,
+    CSQHasher,
     DNNHHasher,
+    DPNHasher,
     DSHHasher,
     DSTHHasher,
+    GreedyHashHasher,
     HashNetHasher,
     ITQHasher,
     KSHHasher,
     LSHHasher,
+    OrthoHashHasher,
     SpectralHasher,
     STHHasher,
 )
@@ -95,6 +99,10 @@ METHODS = {
     "dsh-mlp": (lambda b: DSHHasher(b, **DEEP), True, (32,)),
     "dnnh-mlp": (lambda b: DNNHHasher(b, **DEEP), True, (32,)),
     "dsth-mlp": (lambda b: DSTHHasher(b, **DEEP), False, (32,)),
+    "csq-mlp": (lambda b: CSQHasher(b, **DEEP), True, (32,)),
+    "orthohash-mlp": (lambda b: OrthoHashHasher(b, **DEEP), True, (32,)),
+    "greedyhash-mlp": (lambda b: GreedyHashHasher(b, **DEEP), True, (32,)),
+    "dpn-mlp": (lambda b: DPNHasher(b, **DEEP), True, (32,)),
 }
 # KSH's many small matrix-vector products thrash with two BLAS threads on a
 # loaded 2-core machine; one thread is several times faster there.

@@ -29,7 +29,13 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**/sg_execution_times.rst", "sg_execution_times.rst"]
+# Files whose name starts with "_" are included by other pages.
+exclude_patterns = [
+    "_build",
+    "**/sg_execution_times.rst",
+    "sg_execution_times.rst",
+    "**/_*.rst",
+]
 default_role = "code"
 # The build must not need the network: no intersphinx inventories.
 intersphinx_mapping = {}

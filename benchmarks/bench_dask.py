@@ -1,0 +1,193 @@
+"""skhash.dask on a LocalCluster of 2 worker processes against one process.
+
+Three measurements, each side by side in one run (ratios are what carries
+over; this machine has 2 cores, so 2 workers of 1 thread against 1 process of
+2 threads):
+
+- ``encode``: ITQ codes of 10^7 x 128-d float32 rows (generated on the
+  workers, persisted), ``skhash.dask.transform`` against
+  ``ITQHasher.transform`` of the same rows in one process; rows/s.
+- ``knn``: 10^7 clustered 64-bit codes in 8 partitions; k=10 neighbours of
+  1,000 queries with ``skhash.dask.HammingNeighbors`` against
+  ``skhash.HammingNeighbors`` on the whole array; the results are compared,
+  and the workers' peak resident memory is read.
+- ``join``: ``skhash.dask.similarity_join`` at radius 2 on 10^7 clustered
+  codes; pairs/s.
+
+Usage::
+
+    python benchmarks/bench_dask.py [--parts encode knn join] [--rows 10000000]
+
+Results: benchmarks/results/dask.md.
+"""
+
+import argparse
+import resource
+import time
+
+import dask
+import dask.array as da
+import numpy as np
+from distributed import Client, LocalCluster, wait
+
+import skhash
+import skhash.dask
+from skhash import ITQHasher
+
+N_PARTITIONS = 8
+
+
+def clustered_codes(n_codes, seed, n_centres=100_000, flip=0.05):
+    """64-bit codes around random centres (the centres drawn from seed 0, so
+    that every partition shares them), each bit flipped with prob. flip."""
+    centres = np.random.default_rng(0).integers(
+        0, 2**63, size=n_centres, dtype=np.int64
+    )
+    rng = np.random.default_rng(seed)
+    codes = centres.view(np.uint64)[rng.integers(0, n_centres, size=n_codes)]
+    for bit in range(64):
+        codes[rng.random(n_codes) < flip] ^= np.uint64(1 << bit)
+    return codes.view(np.uint8).reshape(n_codes, 8)
+
+
+def peak_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(function, repeats=1):
+    """The median time of ``repeats`` calls, and the last result."""
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds)), result
+
+
+def bench_encode(client, n_rows, n_features=128, block=1_000_000):
+    rng = np.random.default_rng(0)
+    sample = rng.random((100_000, n_features), dtype=np.float32)
+    hasher = ITQHasher(64, random_state=0).fit(sample)
+
+    # One process: the same blocks the workers hold, made here one at a time.
+    local_seconds = 0.0
+    for start in range(0, n_rows, block):
+        rows = np.random.default_rng(start).random(
+            (min(block, n_rows - start), n_features), dtype=np.float32
+        )
+        local_seconds += timed(lambda rows=rows: hasher.transform(rows))[0]
+
+    starts = range(0, n_rows, block)
+    X = da.concatenate(
+        [
+            da.from_delayed(
+                dask.delayed(_block)(start, min(block, n_rows - start), n_features),
+                shape=(min(block, n_rows - start), n_features),
+                dtype=np.float32,
+            )
+            for start in starts
+        ]
+    ).persist()
+    wait(X)
+    codes = skhash.dask.transform(hasher, X)
+    dask_seconds = timed(lambda: wait(codes.persist()))[0]
+    return {
+        "rows": n_rows,
+        "one process rows/s": n_rows / local_seconds,
+        "dask rows/s": n_rows / dask_seconds,
+        "ratio": local_seconds / dask_seconds,
+    }
+
+
+def _block(start, n_rows, n_features):
+    return np.random.default_rng(start).random((n_rows, n_features), dtype=np.float32)
+
+
+def codes_on_workers(n_codes):
+    """The clustered codes in N_PARTITIONS blocks, each made on a worker."""
+    size = -(-n_codes // N_PARTITIONS)
+    starts = range(0, n_codes, size)
+    blocks = [
+        da.from_delayed(
+            dask.delayed(clustered_codes)(min(size, n_codes - start), 1 + start),
+            shape=(min(size, n_codes - start), 8),
+            dtype=np.uint8,
+        )
+        for start in starts
+    ]
+    return da.concatenate(blocks).persist(), [(start, size) for start in starts]
+
+
+def bench_knn(client, n_codes, n_queries=1000, k=10):
+    codes, blocks = codes_on_workers(n_codes)
+    wait(codes)
+    # The same codes in this process, block by block from the same seeds.
+    local_codes = np.concatenate(
+        [
+            clustered_codes(min(size, n_codes - start), 1 + start)
+            for start, size in blocks
+        ]
+    )
+    queries = clustered_codes(n_queries, seed=0)
+
+    local = skhash.HammingNeighbors(n_neighbors=k, n_jobs=-1).fit(local_codes)
+    local.kneighbors(queries[:10])  # compile and build, outside the timing
+    local_seconds, (local_d, local_i) = timed(lambda: local.kneighbors(queries), 5)
+
+    fit_seconds, search = timed(
+        lambda: skhash.dask.HammingNeighbors(n_neighbors=k).fit(codes)
+    )
+    search.kneighbors(queries[:10])
+    dask_seconds, (dask_d, dask_i) = timed(lambda: search.kneighbors(queries), 5)
+    worker_peaks = client.run(peak_mib)
+    return {
+        "codes": n_codes,
+        "one process q/s": n_queries / local_seconds,
+        "dask q/s": n_queries / dask_seconds,
+        "overhead": dask_seconds / local_seconds,
+        "fit s": fit_seconds,
+        "identical": bool(
+            np.array_equal(local_d, dask_d) and np.array_equal(local_i, dask_i)
+        ),
+        "worker peak MiB": sorted(round(m) for m in worker_peaks.values()),
+    }
+
+
+def bench_join(client, n_codes, radius=2):
+    codes, _ = codes_on_workers(n_codes)
+    wait(codes)
+    pairs = skhash.dask.similarity_join(codes, radius=radius)
+    seconds, n_pairs = timed(lambda: len(pairs))
+    return {
+        "codes": n_codes,
+        "radius": radius,
+        "pairs": n_pairs,
+        "seconds": seconds,
+        "pairs/s": n_pairs / seconds,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", default=["encode", "knn", "join"])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--memory-limit", default="8GiB")
+    args = parser.parse_args()
+    benches = {"encode": bench_encode, "knn": bench_knn, "join": bench_join}
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            dashboard_address=":0",
+            memory_limit=args.memory_limit,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        print("skhash", skhash.__version__, "dask", dask.__version__)
+        for part in args.parts:
+            print(part, benches[part](client, args.rows), flush=True)
+            client.restart()  # each part starts from empty workers
+
+
+if __name__ == "__main__":
+    main()

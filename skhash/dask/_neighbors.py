@@ -15,12 +15,21 @@ from sklearn.utils.validation import check_is_fitted
 from .._supervision import check_labels
 from ..neighbors import HammingNeighbors as SingleHammingNeighbors
 from ..neighbors._hamming_neighbors import _check_mode, _split
-from ..neighbors._index import resolve
+from ..neighbors._index import drop_self, resolve
 from ..utils._param_validation import check_count
 from . import _shards
 from ._collections import aligned_labels, as_row_blocks
 
 __all__ = ["HammingNeighbors"]
+
+# Database codes sampled at fit, and how many neighbours each: the rounds of
+# kneighbors are planned for k up to this (and the constructor's n_neighbors).
+_SAMPLE_SIZE = 128
+_SAMPLE_K = 64
+# What one more round of tasks costs (scheduling, transfers), in scanned
+# words (0.3 ns each, on one core): a round took 10 to 20 ms on a
+# LocalCluster of 2 workers, each of them idle meanwhile.
+_ROUND_COST = 2.0**26
 
 
 class HammingNeighbors(BaseEstimator):
@@ -78,9 +87,20 @@ class HammingNeighbors(BaseEstimator):
 
     Notes
     -----
-    The k nearest of a query are the best of every shard's ``k`` nearest,
-    merged by (distance, global index). Without ``X``, a database code is in
-    its own shard, which excludes its row (not every code equal to it) as
+    The k nearest of a query are the best of the shards' candidates, merged
+    by (distance, global index), in rounds. A shard holding a fraction of the
+    database has its own k nearest far away, where its multi-index search
+    gives up and scans, while the query's k nearest overall may be a few bits
+    away. So the shards first search increasing radii: a query with ``k``
+    codes within a radius over all shards is settled (every code at distance
+    ``<=`` the radius is known, ties included) and only the others go on to
+    the next round; the last round asks each shard for its ``k`` nearest.
+    The radii are those of least expected cost, from the shards' estimated
+    search costs and, at :meth:`fit`, the nearest neighbours of a sample of
+    128 database codes (queries are expected to be like them): neighbours far
+    apart (random codes) or shards whose own k nearest are cheap plan no
+    radius. Without ``X``, a database code is in its own shard, which
+    excludes its row (not every code equal to it) as
     ``skhash.HammingNeighbors`` does. Radius neighbours are the shards' runs
     side by side. :meth:`predict` votes with the labels the shards send with
     their candidates.
@@ -190,7 +210,42 @@ class HammingNeighbors(BaseEstimator):
         self._labels = described[0]["labels"]  # (shape of one row, dtype) or None
         if y is not None and self._labels[0] == ():
             self.classes_ = np.unique(np.concatenate([d["classes"] for d in described]))
+        # What the k-nearest rounds are planned from (see _radii).
+        self._costs = [d["costs"] for d in described]
+        self._sample = self._sample_kneighbors(max(_SAMPLE_K, self.n_neighbors))
         return self
+
+    def _sample_kneighbors(self, k):
+        """Distances of a sample of the database codes to their ``k`` nearest
+        others, over the database and in each shard (one array per shard,
+        fewer columns in a small shard); ``None`` when no radius search can
+        beat the scan. The rounds of :meth:`kneighbors` are planned for
+        queries like these.
+
+        The sample rows are spread evenly over the database; each is searched
+        by a scan in every shard, and drops itself from the answers.
+        """
+        k = min(k, self.n_samples_fit_ - 1)
+        if k < 1 or all(np.all(radius >= scan) for radius, _, scan in self._costs):
+            return None
+        rows = np.linspace(0, self.n_samples_fit_ - 1, _SAMPLE_SIZE).astype(np.intp)
+        rows = np.unique(rows)
+        offsets = self.shard_offsets_
+        blocks = []
+        for s, shard in enumerate(self._shards):
+            local = rows[(rows >= offsets[s]) & (rows < offsets[s + 1])] - offsets[s]
+            if len(local):
+                blocks.append(delayed(_shards.shard_rows)(shard, local))
+        sample = delayed(_shards.stack)(*blocks)
+        parts = dask.compute(
+            *[
+                delayed(_shards.sample_kneighbors)(shard, sample, k + 1, int(offset))
+                for shard, offset in zip(self._shards, offsets, strict=False)
+            ]
+        )
+        merged = _shards.merge_kneighbors(k + 1, *[(*part, None) for part in parts])
+        per_shard = [drop_self(*part, rows)[0] for part in parts]
+        return drop_self(*merged[:2], rows)[0], per_shard
 
     def _query_blocks(self, X):
         """The queries as blocks ``(codes, own, n_rows)`` and whether lazy.
@@ -254,6 +309,16 @@ class HammingNeighbors(BaseEstimator):
             merged.append(merge(parts, n_rows))
         return merged
 
+    def _parts(self, codes, own, function, *args):
+        """Delayed ``function(shard, codes, offset, *args)`` of every shard,
+        ``codes=None`` for the shard ``own`` that holds the queries."""
+        return [
+            delayed(function)(shard, None if s == own else codes, int(offset), *args)
+            for s, (shard, offset) in enumerate(
+                zip(self._shards, self.shard_offsets_, strict=False)
+            )
+        ]
+
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
         """Find the k nearest codes of each query.
 
@@ -298,15 +363,17 @@ class HammingNeighbors(BaseEstimator):
                 f"{k}, n_samples_fit = {self.n_samples_fit_}, n_samples = {n_queries}"
             )
 
-        def search(shard, codes, offset):
-            return delayed(_shards.shard_kneighbors)(
-                shard, codes, k, offset, with_labels
+        merged, plans = [], {}  # plans: the radii for each block size
+        for codes, own, n_rows in blocks:
+            if n_rows and n_rows not in plans:
+                plans[n_rows] = self._radii(k, n_rows)
+            merged.append(
+                self._kneighbors_block(
+                    codes, own, n_rows, k, with_labels, plans[n_rows]
+                )
+                if n_rows
+                else None
             )
-
-        def merge(parts, n_rows):
-            return delayed(_shards.merge_kneighbors, nout=3)(k, *parts)
-
-        merged = self._search(blocks, search, merge)
         label_tail, label_dtype = self._labels if with_labels else ((), None)
         outputs = [((k,), np.int32), ((k,), np.intp), ((k, *label_tail), label_dtype)]
         results = [
@@ -314,6 +381,44 @@ class HammingNeighbors(BaseEstimator):
             for i, (tail, dtype) in enumerate(outputs[: 3 if with_labels else 2])
         ]
         return (*results, None) if not with_labels else tuple(results)
+
+    def _kneighbors_block(self, codes, own, n_rows, k, with_labels, radii):
+        """Delayed (distances, indices, labels) of one query block, in rounds:
+        radius searches at ``radii``, each settling the rows with ``k`` codes
+        within its radius, then the shards' ``k`` nearest for the rows left
+        (see Notes)."""
+        state, rows = (), None  # rows still pending; None: all of them
+        for radius in radii:
+            parts = self._parts(
+                codes, own, _shards.shard_within, rows, radius, k, with_labels
+            )
+            state, rows = delayed(_shards.merge_within, nout=2)(
+                k, radius, n_rows, state, rows, *parts
+            )
+        parts = self._parts(codes, own, _shards.shard_kneighbors, rows, k, with_labels)
+        return delayed(_shards.merge_last, nout=3)(k, n_rows, state, rows, *parts)
+
+    def _radii(self, k, n_rows):
+        """Radii of the rounds of a block of ``n_rows`` queries for ``k``
+        nearest: those of least expected cost (see :func:`plan_radii`) for
+        queries like the database sample; none when ``k`` is larger than the
+        sample's neighbours."""
+        if self._sample is None or k > self._sample[0].shape[1]:
+            return []
+        kth, per_shard = self._sample
+        # Each sample query's cost in the last round: each shard's k nearest,
+        # as dear as its radius search at its own k-th distance.
+        last = sum(
+            knn[shard_kth[:, k - 1]] if k <= shard_kth.shape[1] else scan
+            for (_, knn, scan), shard_kth in zip(self._costs, per_shard, strict=True)
+        )
+        return plan_radii(
+            kth[:, k - 1],
+            last,
+            sum(radius for radius, _, _ in self._costs),
+            sum(scan for _, _, scan in self._costs),
+            _ROUND_COST / n_rows,
+        )
 
     def radius_neighbors(
         self, X=None, radius=None, return_distance=True, sort_results=False
@@ -530,6 +635,55 @@ class HammingNeighbors(BaseEstimator):
                 f"{method}() needs the database labels: fit HammingNeighbors with "
                 "fit(codes, y)."
             )
+
+
+def plan_radii(kth, last, costs, scan, round_cost):
+    """Radii of the k-nearest rounds of least expected cost per query.
+
+    A round at radius ``r`` costs ``costs[r]`` for each query still pending
+    (its k-th distance over the previous radius) and ``round_cost``; the last
+    round, the shards' k nearest, costs what each query left costs there.
+    Queries are expected to be like the sample queries, and one more: a query
+    that no radius settles (every code but within ``8 * n_bytes``) and that
+    costs a ``scan`` in the last round, so that the plan never counts on
+    what the sample did not see. Minimised by dynamic programming over the
+    last radius searched.
+
+    Parameters
+    ----------
+    kth : ndarray of shape (n_sample,)
+        k-th neighbour distances of the sample queries.
+    last : ndarray of shape (n_sample,)
+        Their costs in the last round.
+    costs : ndarray of shape (n_bits + 1,)
+        Cost of one query's radius search at each radius.
+    scan : float
+        Cost of one query's scan of the database.
+    round_cost : float
+        Cost of one more round, per query.
+
+    Returns
+    -------
+    radii : list of int
+        Increasing radii; empty when the last round alone costs least.
+    """
+    n_radii = len(costs)
+    # State j: the radii up to j - 1 searched (j = 0: none yet).
+    pending = kth[:, None] > np.arange(-1, n_radii)
+    share = (pending.sum(axis=0) + 1) / (len(kth) + 1)
+    best = (last @ pending + scan) / (len(kth) + 1)  # expected cost, ending now
+    share[-1] = best[-1] = 0.0  # within 8 * n_bytes of a query: every code
+    following = np.full(n_radii + 1, -1)
+    for j in range(n_radii - 1, -1, -1):
+        options = share[j] * costs[j:] + round_cost + best[j + 1 :]
+        radius = j + int(np.argmin(options))
+        if options[radius - j] < best[j]:
+            best[j], following[j] = options[radius - j], radius
+    radii, j = [], 0
+    while following[j] >= 0:
+        radii.append(int(following[j]))
+        j = radii[-1] + 1
+    return radii
 
 
 def _label_blocks(y, row_chunks, mismatch, database=None):

@@ -14,8 +14,15 @@ from .._ranking import distance_block, query_batches
 from .._supervision import check_labels, relevance
 from ..codes import as_words
 from ..neighbors import HammingNeighbors as SingleHammingNeighbors
+from ..neighbors._index import drop_self
 
 PAIR_COLUMNS = {"left": np.int64, "right": np.int64, "distance": np.int32}
+# Distance of the padding of a shard's rows: past any real distance.
+PAD = np.iinfo(np.int32).max
+# Time of a multi-index k-nearest search over that of a radius search at the
+# k-th distance: 1.6 to 2.4 measured (10^6 and 5 * 10^6 clustered 64-bit
+# codes, k = 10; the candidates' checks cost more).
+KNN_OVER_RADIUS = 2.0
 
 
 @sizeof.register(SingleHammingNeighbors)
@@ -39,9 +46,7 @@ def build_shard(codes, labels, params):
     shard = SingleHammingNeighbors(**params).fit(codes, labels)
     probe = shard.get_database()[0][:1]
     names = [shard.backend_]
-    if shard.algorithm == "multi_index" or (
-        shard.algorithm == "auto" and shard.backend_ == "numba"
-    ):
+    if uses_multi_index(shard):
         names.append("multi_index")
     for name in names:
         engine = shard._engine(name)
@@ -51,13 +56,47 @@ def build_shard(codes, labels, params):
 
 
 def describe(shard):
-    """What the client needs to know of a built shard: its size and labels."""
+    """What the client needs to know of a built shard: its size, its labels,
+    and the cost of its searches (see :func:`search_costs`)."""
     _, labels = shard.get_database()
     return {
         "n_samples": shard.n_samples_fit_,
         "labels": None if labels is None else (labels.shape[1:], labels.dtype),
         "classes": getattr(shard, "classes_", None),
+        "costs": search_costs(shard),
     }
+
+
+def search_costs(shard):
+    """Estimated costs of one query, in scanned words: the shard's radius
+    search at each radius ``0..8 * n_bytes``, its k nearest when the k-th is
+    at each of these distances, and a scan.
+
+    The radius estimates are the multi-index ones (see
+    ``MultiIndex.estimated_cost``; within 1.5x of the time measured on
+    clustered codes). The k-nearest search probes the buckets of a radius
+    search at its k-th distance, each candidate costing more:
+    ``KNN_OVER_RADIUS`` times that radius search. Under ``"auto"`` either
+    search scans when the index would cost more; a shard that never uses the
+    index scans at every radius.
+    """
+    n_bits = 8 * shard.n_features_in_
+    scan = float(shard.n_samples_fit_ * -(-shard.n_features_in_ // 8))
+    if not uses_multi_index(shard):
+        return np.full(n_bits + 1, scan), np.full(n_bits + 1, scan), scan
+    index = shard._engine("multi_index")
+    radius = np.array([index.estimated_cost(r)[0] for r in range(n_bits + 1)])
+    knn = KNN_OVER_RADIUS * radius
+    if shard.algorithm == "auto":
+        radius, knn = np.minimum(radius, scan), np.minimum(knn, scan)
+    return radius, knn, scan
+
+
+def uses_multi_index(shard):
+    """Whether the shard's searches may go through its multi-index tables."""
+    return shard.algorithm == "multi_index" or (
+        shard.algorithm == "auto" and shard.backend_ == "numba"
+    )
 
 
 def shard_codes(shard):
@@ -65,23 +104,149 @@ def shard_codes(shard):
     return shard.get_database()[0]
 
 
-def shard_kneighbors(shard, queries, k, offset, with_labels):
-    """The shard's ``k`` nearest (fewer if it is smaller), global indices.
+def shard_rows(shard, rows):
+    """The shard's codes at (local) ``rows``: a sample of the database."""
+    return shard.get_database()[0][rows]
+
+
+def stack(*blocks):
+    """The blocks one under the other (one argument each: see
+    ``HammingNeighbors._search`` on lists)."""
+    return np.concatenate(blocks)
+
+
+def sample_kneighbors(shard, sample, k, offset):
+    """The sample's ``k`` nearest in the shard (fewer if it is smaller), global
+    indices, by a scan: the shard's multi-index state is left as it is."""
+    k = min(k, shard.n_samples_fit_)
+    engine = shard._engine(shard.backend_)
+    distances, indices = engine.kneighbors(sample, k, n_jobs=shard._n_threads())
+    return distances, indices + offset
+
+
+# k nearest in rounds (see HammingNeighbors, Notes). A round's shard task
+# gets the rows of the query block still pending (None: all of them) and
+# answers for those rows only; its merge splits them into those it settles
+# and those left to the next round. The rows settled by every round are the
+# ``state``, put together by the last merge.
+
+
+def shard_kneighbors(shard, queries, offset, rows, k, with_labels):
+    """The shard's ``k`` nearest (fewer if it is smaller), global indices, for
+    the query ``rows`` (``None``: all).
 
     ``queries=None`` searches the shard's own codes, each excluding itself:
     the query's own row is always in its own shard.
     """
-    k = min(k, shard.n_samples_fit_ - (queries is None))
-    n_queries = shard.n_samples_fit_ if queries is None else len(queries)
-    if k == 0:  # a shard of one code, queried by that code
-        distances, indices = (
-            np.empty((n_queries, 0), np.int32),
-            np.empty((n_queries, 0), np.intp),
-        )
+    own = queries is None
+    if own and rows is not None:  # some of its own codes: drop each one itself
+        k = min(k, shard.n_samples_fit_ - 1)
+        codes = shard.get_database()[0][rows]
+        found = shard.kneighbors(codes, k + 1) if len(rows) else _nothing(0, k + 1)
+        distances, indices = drop_self(*found, rows)
     else:
-        distances, indices = shard.kneighbors(queries, k)
-    labels = shard.get_database()[1][indices] if with_labels else None
-    return distances, indices + offset, labels
+        k = min(k, shard.n_samples_fit_ - own)
+        if not own:
+            queries = shard._queries(queries)  # checked before taking rows
+            queries = queries if rows is None else queries[rows]
+        n_queries = shard.n_samples_fit_ if own else len(queries)
+        if k == 0 or n_queries == 0:  # a shard of one code, queried by that code
+            distances, indices = _nothing(n_queries, k)
+        else:
+            distances, indices = shard.kneighbors(queries, k)
+    return distances, indices + offset, _labels_of(shard, indices, with_labels)
+
+
+def shard_within(shard, queries, offset, rows, radius, k, with_labels):
+    """The shard's ``k`` nearest within ``radius`` of the query ``rows``.
+
+    Like :func:`shard_kneighbors`, from the shard's radius search (through
+    its multi-index tables when they are cheaper than a scan). A query with
+    fewer than ``k`` codes within the radius has its row padded with
+    distances past any real one, which sort last.
+    """
+    own = queries is None
+    if own:
+        codes = None if rows is None else shard.get_database()[0][rows]
+    else:
+        codes = shard._queries(queries)
+        codes = codes if rows is None else codes[rows]
+    n_queries = shard.n_samples_fit_ if codes is None else len(codes)
+    if n_queries == 0:
+        distances, indices = _nothing(0, 0)
+        return distances, indices, _labels_of(shard, indices, with_labels)
+    distances, indices, indptr = shard._radius_neighbors(codes, radius, True)
+    if own and rows is not None:  # own codes as queries: each finds itself
+        query_of = np.repeat(np.arange(n_queries), np.diff(indptr))
+        keep = indices != np.asarray(rows)[query_of]
+        distances, indices = distances[keep], indices[keep]
+        indptr = _indptr(query_of[keep], n_queries)
+    distances, indices = _first_of_runs(distances, indices, indptr, k)
+    return distances, indices + offset, _labels_of(shard, indices, with_labels)
+
+
+def merge_within(k, radius, n_rows, state, rows, *parts):
+    """Settle the pending ``rows`` (``None``: all ``n_rows``) that have at
+    least ``k`` codes within ``radius`` over all shards.
+
+    All their codes at distance ``<= radius`` are known, ties included, so
+    their ``k`` nearest are final. Returns the state with them added, and the
+    rows still pending.
+    """
+    rows = np.arange(n_rows) if rows is None else rows
+    distances, indices, labels = merge_kneighbors(k, *parts)
+    done = np.zeros(len(rows), bool)
+    if distances.shape[1] == k:
+        done = distances[:, k - 1] <= radius
+    found = [rows[done], distances[done], indices[done]]
+    found.append(None if labels is None else labels[done])
+    return (*state, tuple(found)), rows[~done]
+
+
+def merge_last(k, n_rows, state, rows, *parts):
+    """The ``k`` nearest of every row: those settled in the rounds (the
+    ``state``) and the ``rows`` left, from the shards' ``k`` nearest."""
+    last = merge_kneighbors(k, *parts)
+    if rows is None:  # no rounds: every row is here
+        return last
+    merged = [np.empty((n_rows, k), np.int32), np.empty((n_rows, k), np.intp)]
+    if last[2] is not None:
+        labels = last[2]
+        merged.append(np.empty((n_rows, k, *labels.shape[2:]), labels.dtype))
+    for found_rows, *found in [*state, (rows, *last)]:
+        if len(found_rows):
+            for out, values in zip(merged, found, strict=False):
+                out[found_rows] = values
+    return tuple(merged) if len(merged) == 3 else (*merged, None)
+
+
+def _nothing(n_queries, k):
+    return np.empty((n_queries, k), np.int32), np.empty((n_queries, k), np.intp)
+
+
+def _labels_of(shard, indices, with_labels):
+    return shard.get_database()[1][indices] if with_labels else None
+
+
+def _indptr(query_of, n_queries):
+    indptr = np.zeros(n_queries + 1, np.int64)
+    np.cumsum(np.bincount(query_of, minlength=n_queries), out=indptr[1:])
+    return indptr
+
+
+def _first_of_runs(distances, indices, indptr, k):
+    """The first ``k`` entries of each CSR run as rows of a matrix, padded
+    with distance ``PAD`` (and index 0) as wide as the longest run needs."""
+    counts = np.minimum(np.diff(indptr), k)
+    n_rows, width = len(counts), int(counts.max(initial=0))
+    out_distances = np.full((n_rows, width), PAD, np.int32)
+    out_indices = np.zeros((n_rows, width), np.intp)
+    row = np.repeat(np.arange(n_rows), counts)
+    column = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
+    source = np.repeat(indptr[:-1], counts) + column
+    out_distances[row, column] = distances[source]
+    out_indices[row, column] = indices[source]
+    return out_distances, out_indices
 
 
 def merge_kneighbors(k, *parts):
@@ -97,11 +262,12 @@ def merge_kneighbors(k, *parts):
     merged = [
         np.take_along_axis(distances, order, 1),
         np.take_along_axis(indices, order, 1),
+        None,
     ]
     if parts[0][2] is not None:
         labels = np.concatenate([part[2] for part in parts], axis=1)
         order = order.reshape(order.shape + (1,) * (labels.ndim - 2))
-        merged.append(np.take_along_axis(labels, order, 1))
+        merged[2] = np.take_along_axis(labels, order, 1)
     return tuple(merged)
 
 

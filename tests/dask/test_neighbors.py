@@ -365,3 +365,180 @@ def test_parameters_as_scikit_learn_expects():
     search = HammingNeighbors(n_neighbors=3, radius=1, algorithm="brute")
     assert clone(search).get_params() == search.get_params()
     assert set(search.get_params()) == set(skhash.HammingNeighbors().get_params())
+
+
+# k nearest in rounds: radius searches settle the queries with k codes within
+# their radius, the shards' k nearest answer the rest. The plan is forced here
+# (small databases always plan no round: a scan is cheaper than a round).
+
+
+@pytest.fixture
+def rounds(monkeypatch):
+    """Force the radii of the k-nearest rounds."""
+
+    def force(radii):
+        monkeypatch.setattr(HammingNeighbors, "_radii", lambda self, k, n: radii)
+
+    return force
+
+
+def _settled(local, X, k, radii):
+    """Rows settled by each radius round, then left to the last round."""
+    kth = local.kneighbors(X, n_neighbors=k)[0][:, -1]
+    settled, pending = [], np.ones(len(kth), bool)
+    for radius in radii:
+        settled.append(np.flatnonzero(pending & (kth <= radius)))
+        pending &= kth > radius
+    return settled, np.flatnonzero(pending)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "dask", None])
+def test_kneighbors_in_rounds_equal_single_machine(case, kind, rounds):
+    X = _queries(case, kind)
+    schedules = [[0], [1, 3], [0, 2, 5, 9], [N_BITS]]
+    ks = [1, 7, 36]
+    expected, found, paths = [], [], set()
+    for radii in schedules:
+        rounds(radii)
+        for k in ks:
+            expected.append(case["local"].kneighbors(X, n_neighbors=k))
+            found.extend(case["dask"].kneighbors(X, n_neighbors=k))
+            settled, left = _settled(case["local"], X, k, radii)
+            if any(len(rows) for rows in settled):
+                paths.add("settled in a round")
+            if len(left):
+                paths.add("left to the last round")
+    tails = [(k,) for _ in schedules for k in ks for _ in "di"]
+    found = _computed(found, kind, tails, [np.int32, np.intp] * (len(found) // 2))
+    for i, (distances, indices) in enumerate(expected):
+        np.testing.assert_array_equal(found[2 * i], distances)
+        np.testing.assert_array_equal(found[2 * i + 1], indices)
+    # Labels travel with the candidates of every round.
+    rounds([1, 3])
+    X = case["D"] if kind is None else X
+    for suffix in ["", "_multi"]:
+        expected = case["local" + suffix].predict(X)
+        found = case["dask" + suffix].predict(X)
+        [found] = _computed(
+            [found], kind or "numpy", [expected.shape[1:]], [expected.dtype]
+        )
+        np.testing.assert_array_equal(found, expected)
+    assert paths == {"settled in a round", "left to the last round"}
+
+
+def test_rounds_settle_ties_at_the_radius_and_leave_the_rest(client, rounds):
+    # The query 0 has 3 codes at distance 1 and 12 at distance 2 (ties at the
+    # radius, one code repeated in every shard); the query 1, a filler code
+    # with a bit flipped, has its 8th nearest further. k = 8: radius 1
+    # settles no query, radius 2 settles query 0 (its 8th is one of the
+    # ties), query 1 is left to the last round.
+    rng = np.random.RandomState(13)
+    bits = rng.randint(2, size=(90, N_BITS))
+    bits[:, :4] = 1  # every filler code at least 4 bits from query 0
+    near = np.zeros((15, N_BITS), int)
+    near[np.arange(3), [5, 9, 20]] = 1
+    near[3:, 10] = near[3:, 11] = 1  # one code 12 times
+    bits[[2, 7, 31, 33, 40, 41, 44, 60, 61, 75, 80, 88, 89, 15, 55]] = near[
+        [3, 4, 0, 5, 6, 7, 1, 8, 9, 10, 11, 12, 13, 14, 2]
+    ]
+    D = pack_codes(bits)
+    Q = pack_codes(
+        np.array([np.zeros(N_BITS, int), bits[0] ^ (np.arange(N_BITS) == 0)])
+    )
+    y = np.arange(90) % 5
+    local = skhash.HammingNeighbors(n_neighbors=8).fit(D, y)
+    expected = local.kneighbors(Q)
+    kth = expected[0][:, -1]
+    assert kth[0] == 2 and kth[1] > 2 and (local.kneighbors(Q, 15)[0][0] == 2).sum() > 8
+    settled, left = _settled(local, Q, 8, [1, 2])
+    assert [list(rows) for rows in settled] == [[], [0]] and list(left) == [1]
+    for algorithm in ["auto", "multi_index"]:
+        nn = HammingNeighbors(n_neighbors=8, algorithm=algorithm)
+        nn.fit(da.from_array(D, chunks=((30, 0, 25, 35), -1)), y)
+        for radii in [[1, 2], [2]]:
+            rounds(radii)
+            found = nn.kneighbors(Q)
+            np.testing.assert_array_equal(found[0], expected[0])
+            np.testing.assert_array_equal(found[1], expected[1])
+            np.testing.assert_array_equal(nn.predict(Q), local.predict(Q))
+            for k in [1, 15]:
+                want = local.kneighbors(None, k)
+                got = dask.compute(*nn.kneighbors(None, k))
+                np.testing.assert_array_equal(got[0], want[0])
+                np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_rounds_with_tiny_shards_and_the_whole_database(client, rounds):
+    D = _codes(30, seed=3, clustered=True)
+    codes = da.from_array(D, chunks=((1, 0, 12, 17), -1))
+    local = skhash.HammingNeighbors().fit(D)
+    nn = HammingNeighbors().fit(codes)
+    rounds([0, 4])
+    for X, k in [(None, 29), (None, 13), (D, 30), (D[:5], 2)]:
+        expected = local.kneighbors(X, k)
+        found = dask.compute(*nn.kneighbors(X, k))
+        np.testing.assert_array_equal(found[0], expected[0])
+        np.testing.assert_array_equal(found[1], expected[1])
+
+
+def test_rounds_planned_from_the_sample(client, monkeypatch):
+    # The plan itself, end to end: with rounds free, the clustered database
+    # plans some; the sample is every shard's exact k nearest of its codes.
+    monkeypatch.setattr(skhash.dask._neighbors, "_ROUND_COST", 0.0)
+    # 300 clusters of about 10 codes: a query's 6 nearest are in its cluster,
+    # a shard's 6 nearest mostly not.
+    rng = np.random.RandomState(14)
+    centres = rng.randint(2, size=(300, 32))
+    bits = centres[rng.randint(300, size=3200)] ^ (rng.rand(3200, 32) < 0.03)
+    D, Q = pack_codes(bits[:3000]), pack_codes(bits[3000:])
+    chunks = ((1000, 0, 1200, 800), -1)
+    nn = HammingNeighbors(n_neighbors=6, algorithm="multi_index")
+    nn.fit(da.from_array(D, chunks=chunks))
+    local = skhash.HammingNeighbors(n_neighbors=6).fit(D)
+    assert nn._radii(6, len(Q)) != []
+    expected, found = local.kneighbors(Q), nn.kneighbors(Q)
+    np.testing.assert_array_equal(found[0], expected[0])
+    np.testing.assert_array_equal(found[1], expected[1])
+
+    kth, per_shard = nn._sample
+    rows = np.unique(np.linspace(0, len(D) - 1, 128).astype(np.intp))
+    k = kth.shape[1]
+    np.testing.assert_array_equal(kth, local.kneighbors(None, k)[0][rows])
+    for (start, stop), shard_kth in zip(
+        [(0, 1000), (1000, 2200), (2200, 3000)], per_shard, strict=True
+    ):
+        shard = skhash.HammingNeighbors().fit(D[start:stop])
+        own = (rows >= start) & (rows < stop)
+        np.testing.assert_array_equal(
+            shard_kth[own], shard.kneighbors(None, k)[0][rows[own] - start]
+        )
+        np.testing.assert_array_equal(
+            shard_kth[~own], shard.kneighbors(D[rows[~own]], k)[0]
+        )
+
+
+def test_no_sample_where_only_scans(client):
+    D = _codes(200, seed=16, clustered=True)
+    nn = HammingNeighbors(algorithm="brute").fit(da.from_array(D, chunks=100))
+    assert nn._sample is None and nn._radii(5, 10**9) == []
+
+
+def test_plan_radii():
+    from skhash.dask._neighbors import plan_radii
+
+    n_bits = 64
+    radius = np.arange(n_bits + 1, dtype=float)
+    scan = 1e7
+    near = np.array([2, 3, 3, 4, 4, 5, 6, 9])
+    cheap = 1e3 * 2.0**radius  # each radius twice the one below
+    last = np.full(len(near), scan / 2)
+    radii = plan_radii(near, last, np.minimum(cheap, scan), scan, 1e3)
+    assert radii and radii == sorted(set(radii)) and radii[0] >= 2
+    assert radii[-1] < 20  # never as dear as the last round
+    # Neighbours far, radius searches as dear as scans: the last round only.
+    far = np.full(8, 14)
+    assert plan_radii(far, np.full(8, scan), np.full(n_bits + 1, scan), scan, 0) == []
+    # Rounds too dear for the few queries of a block.
+    assert plan_radii(near, last, cheap, scan, 1e8) == []
+    # The shards' k nearest as cheap as a small radius search: no round.
+    assert plan_radii(near, np.full(len(near), 1e3), cheap, scan, 1e3) == []

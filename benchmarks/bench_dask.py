@@ -10,7 +10,8 @@ over; this machine has 2 cores, so 2 workers of 1 thread against 1 process of
 - ``knn``: 10^7 clustered 64-bit codes in 8 partitions; k=10 neighbours of
   1,000 queries with ``skhash.dask.HammingNeighbors`` against
   ``skhash.HammingNeighbors`` on the whole array; the results are compared,
-  and the workers' peak resident memory is read.
+  and the workers' peak resident memory is read. ``knn-random``: the same
+  with uniformly random codes, where every search scans.
 - ``join``: ``skhash.dask.similarity_join`` at radius 2 on 10^7 clustered
   codes; pairs/s.
 
@@ -24,6 +25,7 @@ Results: benchmarks/results/dask.md.
 import argparse
 import resource
 import time
+from functools import partial
 
 import dask
 import dask.array as da
@@ -103,13 +105,17 @@ def _block(start, n_rows, n_features):
     return np.random.default_rng(start).random((n_rows, n_features), dtype=np.float32)
 
 
-def codes_on_workers(n_codes):
-    """The clustered codes in N_PARTITIONS blocks, each made on a worker."""
+def random_codes(n_codes, seed):
+    return np.random.default_rng(seed).integers(0, 256, (n_codes, 8), dtype=np.uint8)
+
+
+def codes_on_workers(n_codes, make=clustered_codes):
+    """Codes in N_PARTITIONS blocks, each made on a worker by ``make``."""
     size = -(-n_codes // N_PARTITIONS)
     starts = range(0, n_codes, size)
     blocks = [
         da.from_delayed(
-            dask.delayed(clustered_codes)(min(size, n_codes - start), 1 + start),
+            dask.delayed(make)(min(size, n_codes - start), 1 + start),
             shape=(min(size, n_codes - start), 8),
             dtype=np.uint8,
         )
@@ -118,17 +124,15 @@ def codes_on_workers(n_codes):
     return da.concatenate(blocks).persist(), [(start, size) for start in starts]
 
 
-def bench_knn(client, n_codes, n_queries=1000, k=10):
-    codes, blocks = codes_on_workers(n_codes)
+def bench_knn(client, n_codes, n_queries=1000, k=10, make=None):
+    make = make or clustered_codes
+    codes, blocks = codes_on_workers(n_codes, make)
     wait(codes)
     # The same codes in this process, block by block from the same seeds.
     local_codes = np.concatenate(
-        [
-            clustered_codes(min(size, n_codes - start), 1 + start)
-            for start, size in blocks
-        ]
+        [make(min(size, n_codes - start), 1 + start) for start, size in blocks]
     )
-    queries = clustered_codes(n_queries, seed=0)
+    queries = make(n_queries, seed=0)
 
     local = skhash.HammingNeighbors(n_neighbors=k, n_jobs=-1).fit(local_codes)
     local.kneighbors(queries[:10])  # compile and build, outside the timing
@@ -169,11 +173,18 @@ def bench_join(client, n_codes, radius=2):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", nargs="+", default=["encode", "knn", "join"])
+    parser.add_argument(
+        "--parts", nargs="+", default=["encode", "knn", "knn-random", "join"]
+    )
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--memory-limit", default="8GiB")
     args = parser.parse_args()
-    benches = {"encode": bench_encode, "knn": bench_knn, "join": bench_join}
+    benches = {
+        "encode": bench_encode,
+        "knn": bench_knn,
+        "knn-random": partial(bench_knn, make=random_codes),
+        "join": bench_join,
+    }
     with (
         LocalCluster(
             n_workers=2,

@@ -138,22 +138,8 @@ class HammingNeighbors(BaseEstimator):
 
     _parameter_constraints: dict = dict(SingleHammingNeighbors._parameter_constraints)
 
-    def __init__(
-        self,
-        n_neighbors=5,
-        radius=2,
-        *,
-        algorithm="auto",
-        backend="auto",
-        device="auto",
-        n_jobs=None,
-    ):
-        self.n_neighbors = n_neighbors
-        self.radius = radius
-        self.algorithm = algorithm
-        self.backend = backend
-        self.device = device
-        self.n_jobs = n_jobs
+    # The parameters of the single-machine class, by construction.
+    __init__ = SingleHammingNeighbors.__init__
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):

@@ -23,31 +23,15 @@ from sklearn.utils._param_validation import InvalidParameterError
 torch = pytest.importorskip("torch")
 accelerate = pytest.importorskip("accelerate")
 
-from skhash import (  # noqa: E402
-    CSQHasher,
-    DNNHHasher,
-    DPNHasher,
-    DSHHasher,
-    DSTHHasher,
-    GreedyHashHasher,
-    HashNetHasher,
-    OrthoHashHasher,
-)
+from skhash import GreedyHashHasher, HashNetHasher, OrthoHashHasher  # noqa: E402
 from skhash.deep._engine import BaseDeepHasher, _module_arrays  # noqa: E402
+from skhash.utils import all_estimators  # noqa: E402
 
 FAST = {"n_bits": 16, "max_epochs": 2, "batch_size": 32, "hidden_layer_sizes": (16,)}
 SCRIPT = Path(__file__).with_name("_accelerate_script.py")
 ROOT = Path(__file__).parents[2]
-DEEP = [
-    CSQHasher,
-    DNNHHasher,
-    DPNHasher,
-    DSHHasher,
-    DSTHHasher,
-    GreedyHashHasher,
-    HashNetHasher,
-    OrthoHashHasher,
-]
+# Discovered, so that a new deep hasher is checked too.
+DEEP = [cls for _, cls in all_estimators() if issubclass(cls, BaseDeepHasher)]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ over; this machine has 2 cores, so 2 workers of 1 thread against 1 process of
 - ``knn``: 10^7 clustered 64-bit codes in 8 partitions; k=10 neighbours of
   1,000 queries with ``skhash.dask.HammingNeighbors`` against
   ``skhash.HammingNeighbors`` on the whole array; the results are compared,
-  and the workers' peak resident memory is read. ``knn-random``: the same
+  and the workers' resident memory after the searches is read. ``knn-random``: the same
   with uniformly random codes, where every search scans.
 - ``join``: ``skhash.dask.similarity_join`` at radius 2 on 10^7 clustered
   codes; pairs/s.
@@ -23,7 +23,6 @@ Results: benchmarks/results/dask.md.
 """
 
 import argparse
-import resource
 import time
 from functools import partial
 
@@ -52,8 +51,9 @@ def clustered_codes(n_codes, seed, n_centres=100_000, flip=0.05):
     return codes.view(np.uint8).reshape(n_codes, 8)
 
 
-def peak_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def resident_mib():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 / 2**20
 
 
 def timed(function, repeats=1):
@@ -143,7 +143,7 @@ def bench_knn(client, n_codes, n_queries=1000, k=10, make=None):
     )
     search.kneighbors(queries[:10])
     dask_seconds, (dask_d, dask_i) = timed(lambda: search.kneighbors(queries), 5)
-    worker_peaks = client.run(peak_mib)
+    worker_memory = client.run(resident_mib)
     return {
         "codes": n_codes,
         "one process q/s": n_queries / local_seconds,
@@ -153,7 +153,7 @@ def bench_knn(client, n_codes, n_queries=1000, k=10, make=None):
         "identical": bool(
             np.array_equal(local_d, dask_d) and np.array_equal(local_i, dask_i)
         ),
-        "worker peak MiB": sorted(round(m) for m in worker_peaks.values()),
+        "worker resident MiB": sorted(round(m) for m in worker_memory.values()),
     }
 
 

@@ -7,14 +7,19 @@ import dask.array as da
 import numpy as np
 from dask import delayed
 from dask.base import is_dask_collection
-from scipy.sparse import csr_matrix
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.validation import check_is_fitted
 
 from .._supervision import check_labels
 from ..neighbors import HammingNeighbors as SingleHammingNeighbors
-from ..neighbors._hamming_neighbors import _check_mode, _split
+from ..neighbors._hamming_neighbors import (
+    _check_mode,
+    _split,
+    knn_graph,
+    radius_graph,
+    vote,
+)
 from ..neighbors._index import drop_self, resolve
 from ..utils._param_validation import check_count
 from . import _shards
@@ -493,12 +498,7 @@ class HammingNeighbors(BaseEstimator):
         """
         _check_mode(mode)
         distances, indices = dask.compute(*self.kneighbors(X, n_neighbors))
-        n_queries, k = indices.shape
-        data = np.ones(indices.size) if mode == "connectivity" else distances.ravel()
-        indptr = np.arange(0, n_queries * k + 1, k)
-        return csr_matrix(
-            (data, indices.ravel(), indptr), shape=(n_queries, self.n_samples_fit_)
-        )
+        return knn_graph(distances, indices, self.n_samples_fit_, mode)
 
     def radius_neighbors_graph(
         self, X=None, radius=None, mode="connectivity", sort_results=False
@@ -528,10 +528,7 @@ class HammingNeighbors(BaseEstimator):
         blocks, _ = self._query_blocks(X)
         merged = self._radius_neighbors(blocks, radius, sort_results)
         distances, indices, indptr = self._gather_csr(merged)
-        data = np.ones(len(indices)) if mode == "connectivity" else distances
-        return csr_matrix(
-            (data, indices, indptr), shape=(len(indptr) - 1, self.n_samples_fit_)
-        )
+        return radius_graph(distances, indices, indptr, self.n_samples_fit_, mode)
 
     def predict(self, X):
         """Labels voted by the ``n_neighbors`` nearest database codes.
@@ -555,7 +552,7 @@ class HammingNeighbors(BaseEstimator):
         classes = getattr(self, "classes_", None)
         dtype = self._labels[1] if classes is None else classes.dtype
         meta = np.empty((0,) * (labels.ndim - 1), dtype)
-        predicted = labels.map_blocks(_shards.vote, classes, drop_axis=1, meta=meta)
+        predicted = labels.map_blocks(vote, classes, drop_axis=1, meta=meta)
         return predicted if lazy else predicted.compute()
 
     def score(self, X, y):

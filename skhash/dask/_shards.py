@@ -271,18 +271,6 @@ def merge_kneighbors(k, *parts):
     return tuple(merged)
 
 
-def vote(labels, classes):
-    """Labels voted by each query's neighbours, as ``skhash.HammingNeighbors``
-    votes: the most frequent class (ties to the smallest), or each label of an
-    indicator matrix when more than half of the neighbours have it."""
-    if labels.ndim == 3:
-        return (labels.mean(axis=1) > 0.5).astype(labels.dtype)
-    class_ids = np.searchsorted(classes, labels)
-    votes = np.zeros((len(labels), len(classes)), dtype=np.intp)
-    np.add.at(votes, (np.arange(len(labels))[:, None], class_ids), 1)
-    return classes[votes.argmax(axis=1)]
-
-
 def shard_radius(shard, queries, radius, offset, by_dist):
     """The CSR triple (distances, global indices, indptr) of a radius search."""
     queries = shard._queries(queries)  # validated as the shard validates its own

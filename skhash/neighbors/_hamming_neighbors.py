@@ -390,14 +390,8 @@ class HammingNeighbors(BaseEstimator):
             CSR matrix; ``graph[i, j]`` is set when ``j`` is a neighbour of ``i``.
         """
         _check_mode(mode)
-        n_neighbors = self.n_neighbors if n_neighbors is None else n_neighbors
         distances, indices = self.kneighbors(X, n_neighbors)
-        n_queries = len(indices)
-        data = np.ones(indices.size) if mode == "connectivity" else distances.ravel()
-        indptr = np.arange(0, n_queries * n_neighbors + 1, n_neighbors)
-        return csr_matrix(
-            (data, indices.ravel(), indptr), shape=(n_queries, self.n_samples_fit_)
-        )
+        return knn_graph(distances, indices, self.n_samples_fit_, mode)
 
     def radius_neighbors_graph(
         self, X=None, radius=None, mode="connectivity", sort_results=False
@@ -426,10 +420,7 @@ class HammingNeighbors(BaseEstimator):
         distances, indices, indptr = self._radius_neighbors(
             queries, radius, sort_results
         )
-        data = np.ones(len(indices)) if mode == "connectivity" else distances
-        return csr_matrix(
-            (data, indices, indptr), shape=(len(indptr) - 1, self.n_samples_fit_)
-        )
+        return radius_graph(distances, indices, indptr, self.n_samples_fit_, mode)
 
     def predict(self, X):
         """Labels voted by the ``n_neighbors`` nearest database codes.
@@ -449,13 +440,7 @@ class HammingNeighbors(BaseEstimator):
         """
         self._check_fitted_with_y("predict")
         indices = self.kneighbors(X, return_distance=False)
-        neighbour_labels = self._fit_y[indices]
-        if self._fit_y.ndim == 2:
-            return (neighbour_labels.mean(axis=1) > 0.5).astype(self._fit_y.dtype)
-        class_ids = np.searchsorted(self.classes_, neighbour_labels)
-        votes = np.zeros((len(indices), len(self.classes_)), dtype=np.intp)
-        np.add.at(votes, (np.arange(len(indices))[:, None], class_ids), 1)
-        return self.classes_[votes.argmax(axis=1)]
+        return vote(self._fit_y[indices], getattr(self, "classes_", None))
 
     def score(self, X, y):
         """Mean average precision of the queries against the fitted database.
@@ -530,6 +515,34 @@ class HammingNeighbors(BaseEstimator):
             from ._multi_index import MultiIndex
 
             self._engines["multi_index"] = MultiIndex(self._fit_X, tables)
+
+
+def vote(neighbour_labels, classes):
+    """Labels voted by each query's neighbours (``neighbour_labels``, one row
+    per query): the most frequent of the sorted ``classes`` (ties to the
+    smallest), or, for indicator matrices, each label that more than half of
+    the neighbours have."""
+    if neighbour_labels.ndim == 3:
+        return (neighbour_labels.mean(axis=1) > 0.5).astype(neighbour_labels.dtype)
+    class_ids = np.searchsorted(classes, neighbour_labels)
+    votes = np.zeros((len(neighbour_labels), len(classes)), dtype=np.intp)
+    np.add.at(votes, (np.arange(len(neighbour_labels))[:, None], class_ids), 1)
+    return classes[votes.argmax(axis=1)]
+
+
+def knn_graph(distances, indices, n_samples_fit, mode):
+    """The CSR graph of k-nearest results, ``mode`` as in ``kneighbors_graph``."""
+    n_queries, k = indices.shape
+    data = np.ones(indices.size) if mode == "connectivity" else distances.ravel()
+    indptr = np.arange(0, n_queries * k + 1, k)
+    return csr_matrix((data, indices.ravel(), indptr), shape=(n_queries, n_samples_fit))
+
+
+def radius_graph(distances, indices, indptr, n_samples_fit, mode):
+    """The CSR graph of a radius search's CSR triple, ``mode`` as in
+    ``radius_neighbors_graph``."""
+    data = np.ones(len(indices)) if mode == "connectivity" else distances
+    return csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, n_samples_fit))
 
 
 def _check_mode(mode):

@@ -190,12 +190,8 @@ class STHHasher(BaseHasher):
         self.random_state = random_state
 
     def _fit(self, X, y):
-        # Float64 throughout: in float32 the SVMs' gradient, a sum over all
-        # rows, carries a rounding error that on 69,000 Fashion-MNIST rows
-        # exceeds `tol` times the small initial gradient of some bits. Their
-        # Newton steps then stop making progress and the solver runs all its
-        # iterations (over 17 minutes at 32 bits instead of 30 seconds). The
-        # neighbour search converts to float64 anyway.
+        # Float64 throughout, as the SVMs need (see fit_linear_svms) and the
+        # neighbour search computes anyway.
         X = X.astype(np.float64, copy=False)
         rng = check_random_state(self.random_state)
         bits = self_taught_bits(

@@ -50,3 +50,14 @@ def test_stops_at_the_relative_gradient_tolerance():
     assert np.all(
         np.linalg.norm(gradient, axis=0) <= tol * np.linalg.norm(initial, axis=0)
     )
+
+
+def test_float32_input_is_solved_in_float64():
+    # In float32 the gradient's rounding error can exceed the stopping
+    # threshold on large data, and the solver then stalls: it works in float64.
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((200, 5)).astype(np.float32)
+    targets = X[:, :2] + rng.standard_normal((200, 2)) > 0
+    coef = fit_linear_svms(X, targets)
+    assert coef.dtype == np.float64
+    np.testing.assert_array_equal(coef, fit_linear_svms(X.astype(np.float64), targets))

@@ -57,10 +57,11 @@ print(codes)
 # %%
 # Search the shards
 # -----------------
-# Each partition of codes becomes a ``skhash.HammingNeighbors`` shard on a
+# The partitions of codes make one ``skhash.HammingNeighbors`` shard per
 # worker; the k nearest of a query are the best of every shard's, merged by
 # (distance, index): the answer of one index over all the codes.
 search = skhash.dask.HammingNeighbors(n_neighbors=10).fit(codes, y)
+print("shards start at rows", search.shard_offsets_[:-1])
 queries = local.transform(X_local[:500])
 distances, indices = search.kneighbors(queries)
 one_index = skhash.HammingNeighbors(n_neighbors=10).fit(local.transform(X_local))

@@ -149,5 +149,5 @@ def _blocks(codes):
 def _build_shards(codes, params):
     """One shard per non-empty block, built in the join's own graph."""
     blocks = _blocks(codes)
-    shards = [delayed(_shards.build_shard)(block, None, params) for block, _ in blocks]
+    shards = [delayed(_shards.build_shard)(params, 1, block) for block, _ in blocks]
     return shards, [start for _, start in blocks]

@@ -1,5 +1,6 @@
 """Exact Hamming search over a database sharded across Dask workers."""
 
+import contextlib
 import warnings
 
 import dask
@@ -40,12 +41,13 @@ _ROUND_COST = 2.0**26
 class HammingNeighbors(BaseEstimator):
     """:class:`skhash.HammingNeighbors` over a database sharded across workers.
 
-    Each row block of the codes given to :meth:`fit` becomes one
-    ``skhash.HammingNeighbors`` shard, built and kept on a worker (persisted,
-    with its kernels compiled and multi-index tables filled there); the
-    database is never gathered. Every answer is the one
-    ``skhash.HammingNeighbors`` gives when fitted on all the codes at once:
-    same distances, same global indices, ties by index.
+    The row blocks of the codes given to :meth:`fit` make one
+    ``skhash.HammingNeighbors`` shard per worker, of consecutive blocks,
+    built and kept on that worker (persisted, with its kernels compiled and
+    multi-index tables filled there); the database is never gathered on one
+    node. Every answer is the one ``skhash.HammingNeighbors`` gives when
+    fitted on all the codes at once: same distances, same global indices,
+    ties by index.
 
     The parameters, methods and their arguments are those of
     :class:`skhash.HammingNeighbors`; see it for their meaning. NumPy queries
@@ -83,7 +85,7 @@ class HammingNeighbors(BaseEstimator):
         The device of the shards, as resolved on the client.
     shard_offsets_ : ndarray of shape (n_shards + 1,)
         Shard ``s`` holds the global rows ``shard_offsets_[s]`` to
-        ``shard_offsets_[s + 1] - 1``. Empty row blocks have no shard.
+        ``shard_offsets_[s + 1] - 1``.
 
     See Also
     --------
@@ -92,6 +94,16 @@ class HammingNeighbors(BaseEstimator):
 
     Notes
     -----
+    Why one shard per worker: a multi-index search costs about as much over
+    half the codes as over all of them (its bucket probes do not shrink with
+    the database), so every extra shard repeats that cost; with one shard per
+    worker, the workers' searches run side by side. The shards are runs of
+    whole blocks, about as many codes each, so that their rows stay
+    consecutive; each is built on its own worker (the blocks move there
+    once) or, if that worker is lost, on another. A local scheduler makes
+    one shard. A worker of several threads searches its shard with
+    ``n_jobs`` threads: set it to the worker's threads.
+
     The k nearest of a query are the best of the shards' candidates, merged
     by (distance, global index), in rounds. A shard holding a fraction of the
     database has its own k nearest far away, where its multi-index search
@@ -148,7 +160,7 @@ class HammingNeighbors(BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Build one shard per row block, each on its worker.
+        """Build one shard per worker, of consecutive row blocks, on that worker.
 
         Parameters
         ----------
@@ -171,20 +183,30 @@ class HammingNeighbors(BaseEstimator):
                 "minimum of 1 is required by HammingNeighbors."
             )
         row_chunks = codes.chunks[0]
-        labels = [None] * len(row_chunks)
+        labels = []
         if y is not None:
             labels = _label_blocks(
                 y, row_chunks, "X has {n_codes} codes but y has {n_labels} labels."
             )
         params = self.get_params()
         blocks = codes.to_delayed().ravel()
-        shards = [
-            delayed(_shards.build_shard)(block, block_labels, params)
-            for block, block_labels, size in zip(
-                blocks, labels, row_chunks, strict=True
+        workers = _workers()
+        shards = []
+        for s, group in enumerate(_groups(row_chunks, max(1, len(workers)))):
+            # Each shard is built on its own worker (or, if that one is lost,
+            # on another): the blocks move there once, and never further.
+            on_worker = (
+                dask.annotate(workers=[workers[s]], allow_other_workers=True)
+                if workers
+                else contextlib.nullcontext()
             )
-            if size
-        ]
+            group_labels = [labels[b] for b in group] if y is not None else []
+            with on_worker:
+                shards.append(
+                    delayed(_shards.build_shard)(
+                        params, len(group), *[blocks[b] for b in group], *group_labels
+                    )
+                )
         # Persisted: the shards stay where they were built (futures under
         # distributed); only their descriptions come back.
         shards = list(dask.persist(*shards))
@@ -239,27 +261,26 @@ class HammingNeighbors(BaseEstimator):
         return drop_self(*merged[:2], rows)[0], per_shard
 
     def _query_blocks(self, X):
-        """The queries as blocks ``(codes, own, n_rows)`` and whether lazy.
+        """The queries as blocks ``(codes, own, n_rows)``, and the row chunks
+        of a lazy answer (``None``: the answer is computed).
 
         ``codes`` is an array or a delayed block; ``X=None`` gives the
-        database's blocks, ``own`` then naming the shard that holds them.
+        shards' codes, ``own`` then naming the shard that holds them.
         """
         check_is_fitted(self)
         if X is None:
-            blocks, shard = [], 0
-            for size in self._row_chunks:
-                if size:
-                    codes = delayed(_shards.shard_codes)(self._shards[shard])
-                    blocks.append((codes, shard, size))
-                    shard += 1
-                else:
-                    blocks.append((None, None, 0))
-            return blocks, self._fit_lazy
+            blocks = [
+                (delayed(_shards.shard_codes)(shard), s, int(size))
+                for s, (shard, size) in enumerate(
+                    zip(self._shards, np.diff(self.shard_offsets_), strict=True)
+                )
+            ]
+            return blocks, self._row_chunks if self._fit_lazy else None
         if not is_dask_collection(X):
             # The single-machine validation, on the same fitted attributes.
             codes = SingleHammingNeighbors._validate_codes(self, X, reset=False)
             # Delayed once, so that the tasks of every shard share one copy.
-            return [(delayed(codes), None, len(codes))], False
+            return [(delayed(codes), None, len(codes))], None
         codes = as_row_blocks(X, "X")
         if codes.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -275,7 +296,7 @@ class HammingNeighbors(BaseEstimator):
         blocks = codes.to_delayed().ravel()
         return [
             (b, None, n) for b, n in zip(blocks, codes.chunks[0], strict=True)
-        ], True
+        ], codes.chunks[0]
 
     def _search(self, blocks, search, merge):
         """Per query block, ``merge(parts, n_rows)`` of the parts
@@ -333,15 +354,16 @@ class HammingNeighbors(BaseEstimator):
         neigh_ind : ndarray or dask array of shape (n_queries, n_neighbors)
             Global database indices; equal distances in index order.
         """
-        blocks, lazy = self._query_blocks(X)
-        distances, indices, _ = self._kneighbors(X, blocks, n_neighbors, False)
-        if lazy:
+        blocks, chunks = self._query_blocks(X)
+        distances, indices, _ = self._kneighbors(X, blocks, chunks, n_neighbors, False)
+        if chunks is not None:
             return (distances, indices) if return_distance else indices
         distances, indices = dask.compute(distances, indices)
         return (distances, indices) if return_distance else indices
 
-    def _kneighbors(self, X, blocks, n_neighbors, with_labels):
-        """Lazy (distances, indices, neighbour labels) of the query blocks."""
+    def _kneighbors(self, X, blocks, chunks, n_neighbors, with_labels):
+        """Lazy (distances, indices, neighbour labels) of the query blocks,
+        with the row ``chunks`` (``None``: the blocks')."""
         k = check_count(
             self.n_neighbors if n_neighbors is None else n_neighbors, "n_neighbors"
         )
@@ -368,7 +390,7 @@ class HammingNeighbors(BaseEstimator):
         label_tail, label_dtype = self._labels if with_labels else ((), None)
         outputs = [((k,), np.int32), ((k,), np.intp), ((k, *label_tail), label_dtype)]
         results = [
-            _rows([_item(p, i) for p in merged], blocks, tail, dtype)
+            _rows([_item(p, i) for p in merged], blocks, tail, dtype, chunks)
             for i, (tail, dtype) in enumerate(outputs[: 3 if with_labels else 2])
         ]
         return (*results, None) if not with_labels else tuple(results)
@@ -439,14 +461,15 @@ class HammingNeighbors(BaseEstimator):
         neigh_ind : ndarray or dask array of shape (n_queries,), dtype object
             Per query, an array of global database indices.
         """
-        blocks, lazy = self._query_blocks(X)
+        blocks, chunks = self._query_blocks(X)
         merged = self._radius_neighbors(blocks, radius, sort_results)
-        if not lazy:
+        if chunks is None:
             distances, indices, indptr = self._gather_csr(merged)
             indices = _split(indices, indptr)
             return (_split(distances, indptr), indices) if return_distance else indices
         results = [
-            _rows([_objects(p, i) for p in merged], blocks, (), object) for i in (0, 1)
+            _rows([_objects(p, i) for p in merged], blocks, (), object, chunks)
+            for i in (0, 1)
         ]
         return tuple(results) if return_distance else results[1]
 
@@ -547,13 +570,13 @@ class HammingNeighbors(BaseEstimator):
         y_pred : ndarray or dask array of shape (n_queries,) or (n_queries, n_labels)
         """
         self._check_fitted_with_y("predict")
-        blocks, lazy = self._query_blocks(X)
-        _, _, labels = self._kneighbors(X, blocks, None, True)
+        blocks, chunks = self._query_blocks(X)
+        _, _, labels = self._kneighbors(X, blocks, chunks, None, True)
         classes = getattr(self, "classes_", None)
         dtype = self._labels[1] if classes is None else classes.dtype
         meta = np.empty((0,) * (labels.ndim - 1), dtype)
         predicted = labels.map_blocks(vote, classes, drop_axis=1, meta=meta)
-        return predicted if lazy else predicted.compute()
+        return predicted if chunks is not None else predicted.compute()
 
     def score(self, X, y):
         """Mean average precision of the queries against the whole database.
@@ -669,6 +692,25 @@ def plan_radii(kth, last, costs, scan, round_cost):
     return radii
 
 
+def _workers():
+    """Addresses of the workers when Dask computes on a distributed cluster,
+    else none (a local scheduler: one shard)."""
+    client = getattr(dask.base.get_scheduler(), "__self__", None)
+    nthreads = getattr(client, "nthreads", None)
+    return sorted(nthreads()) if callable(nthreads) else []
+
+
+def _groups(row_chunks, n_groups):
+    """Up to ``n_groups`` runs of consecutive non-empty blocks (arrays of block
+    numbers) of about as many codes each: a run ends at the block end nearest
+    its share of the codes."""
+    blocks = np.flatnonzero(row_chunks)
+    ends = np.cumsum(np.asarray(row_chunks)[blocks])
+    shares = ends[-1] * np.arange(1, n_groups) / n_groups
+    cuts = 1 + np.abs(ends[:, None] - shares).argmin(axis=0)
+    return np.split(blocks, np.unique(cuts[cuts < len(blocks)]))
+
+
 def _label_blocks(y, row_chunks, mismatch, database=None):
     """Labels as one block (an array, or a delayed block) per row chunk.
 
@@ -710,19 +752,21 @@ def _label_blocks(y, row_chunks, mismatch, database=None):
     return blocks
 
 
-def _rows(values, blocks, tail, dtype):
-    """One Dask array of the delayed per-block ``values``, with the blocks'
-    row chunks (``None`` for an empty block)."""
-    row_chunks = tuple(n for _, _, n in blocks)
+def _rows(values, blocks, tail, dtype, chunks=None):
+    """One Dask array of the delayed per-block ``values`` (``None`` for an
+    empty block), with the row ``chunks`` (``None``: the blocks')."""
+    sizes = [n for _, _, n in blocks]
     array = da.concatenate(
         [
             da.from_delayed(value, (n, *tail), dtype=dtype)
-            for value, n in zip(values, row_chunks, strict=True)
+            for value, n in zip(values, sizes, strict=True)
             if n
         ]
     )
     # Concatenation drops empty blocks; put them back, so that the answer's
-    # chunks are the queries' (an alias per block, no copy).
+    # chunks are the queries' (an alias per block, no copy), or those of the
+    # database's blocks when the shards' codes were the queries.
+    row_chunks = tuple(sizes) if chunks is None else chunks
     return array.rechunk((row_chunks, *((size,) for size in tail)))
 
 

@@ -1,8 +1,8 @@
 """What runs on the workers: shards of a database, their searches, the merges.
 
-A shard is an ordinary :class:`skhash.HammingNeighbors` over one row block of
-the database. It answers in its own row numbers; the functions here add its
-global offset, so every merge compares global indices. Each function takes and
+A shard is an ordinary :class:`skhash.HammingNeighbors` over consecutive row
+blocks of the database. It answers in its own row numbers; the functions here
+add its global offset, so every merge compares global indices. Each function takes and
 returns plain NumPy arrays, small next to a shard: only they cross the network.
 """
 
@@ -35,14 +35,19 @@ def _sizeof_shard(shard):
     return 1000 + sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
 
 
-def build_shard(codes, labels, params):
-    """A fitted ``skhash.HammingNeighbors`` over one block, its engines built.
+def build_shard(params, n_blocks, *blocks):
+    """A fitted ``skhash.HammingNeighbors`` over consecutive row blocks, its
+    engines built. ``blocks`` are the ``n_blocks`` blocks of codes, then their
+    labels' blocks if any (arguments, not lists: see
+    ``HammingNeighbors._search``).
 
     One search on each engine the shard may use compiles the kernels and fills
     the multi-index tables here, on the worker that keeps the shard, rather
     than in the first real search. The engines are searched directly so that
     the warm-up leaves the estimator's ``"auto"`` choices untouched.
     """
+    codes = np.concatenate(blocks[:n_blocks])
+    labels = np.concatenate(blocks[n_blocks:]) if len(blocks) > n_blocks else None
     shard = SingleHammingNeighbors(**params).fit(codes, labels)
     probe = shard.get_database()[0][:1]
     names = [shard.backend_]

@@ -43,13 +43,17 @@ def _resolve_device(device):
     return device
 
 
-def _loading_device(device):
-    """The training device, or the CPU where CUDA is not available (or the
-    default GPU where the training one, e.g. a data-parallel run's ``cuda:3``,
-    does not exist)."""
+def _loading_device(device, trained_on):
+    """Where a loaded network runs: with ``device="auto"``, this machine's
+    choice (a Dask worker with a GPU encodes there, wherever the network was
+    trained); otherwise the training device, or the CPU where CUDA is not
+    available (or the default GPU where the training one, e.g. a
+    data-parallel run's ``cuda:3``, does not exist)."""
     import torch
 
-    device = str(device)
+    if device == "auto":
+        return _resolve_device(device)
+    device = str(trained_on)
     if not device.startswith("cuda"):
         return device
     if not torch.cuda.is_available():
@@ -131,12 +135,15 @@ class BaseDeepHasher(BaseHasher):
 
     Saving: pickle, joblib and skops (:mod:`skhash.persistence`) store the
     trained network as NumPy arrays (its ``state_dict``) with the training
-    history, and loading rebuilds ``net_`` from the hasher's parameters, on the
-    training device or on the CPU where CUDA is not available. ``transform``
-    gives the same codes after a round trip; the optimiser's state and the
-    loss's scheduled values are not kept (``fit`` always trains from scratch),
-    nor is the ``accelerator``, which belongs to the training run: a loaded (or
-    deep-copied) hasher has ``accelerator=None``.
+    history, and loading rebuilds ``net_`` from the hasher's parameters: with
+    ``device="auto"`` on CUDA when the loading machine has it, otherwise on
+    the training device, or on the CPU where CUDA is not available.
+    ``transform`` gives the same codes after a round trip on the same device
+    (another device may round an output near zero to the other sign); the
+    optimiser's state and the loss's scheduled values are not kept (``fit``
+    always trains from scratch), nor is the ``accelerator``, which belongs to
+    the training run: a loaded (or deep-copied) hasher has
+    ``accelerator=None``.
     A user-supplied ``torch.nn.Module`` backbone cannot be rebuilt from
     parameters: such a hasher is saved with pickle or joblib, and skops
     refuses it with a ``TypeError``.
@@ -360,7 +367,8 @@ class BaseDeepHasher(BaseHasher):
         # them must not move the caller's torch seed.
         with torch.random.fork_rng(devices=[]):
             module = self._network(self.n_features_in_)
-        net = self._skorch_net(module, _loading_device(self.device_)).initialize()
+        device = _loading_device(self.device, self.device_)
+        net = self._skorch_net(module, device).initialize()
         try:
             net.module_.load_state_dict(
                 {

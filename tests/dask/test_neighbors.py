@@ -23,10 +23,21 @@ from skhash.codes import pack_codes  # noqa: E402
 from skhash.dask import HammingNeighbors  # noqa: E402
 from skhash.metrics import mean_average_precision  # noqa: E402
 
-# Uneven row blocks and an empty one: four blocks, three shards.
+# Uneven row blocks and an empty one: four blocks, three shards (see below).
 CHUNKS = (37, 0, 200, 63)
 QUERY_CHUNKS = (15, 0, 25)
 N_BITS = 24
+
+
+@pytest.fixture(autouse=True, scope="module")
+def shard_per_block():
+    """Room for four shards per worker: the blocks of these tests then make a
+    shard each, as on a cluster of a worker per block, and the merges meet
+    three shards rather than two. test_sharding.py tests the grouping."""
+    with pytest.MonkeyPatch.context() as patch:
+        workers = skhash.dask._neighbors._workers
+        patch.setattr(skhash.dask._neighbors, "_workers", lambda: workers() * 4)
+        yield
 
 
 def _codes(n, seed, clustered):

@@ -10,8 +10,9 @@ over; this machine has 2 cores, so 2 workers of 1 thread against 1 process of
 - ``knn``: 10^7 clustered 64-bit codes in 8 partitions; k=10 neighbours of
   1,000 queries with ``skhash.dask.HammingNeighbors`` against
   ``skhash.HammingNeighbors`` on the whole array; the results are compared,
-  and the workers' resident memory after the searches is read. ``knn-random``: the same
-  with uniformly random codes, where every search scans.
+  and the workers' resident memory after the searches, and its peak, are
+  read. ``knn-random``: the same with uniformly random codes, where every
+  search scans.
 - ``join``: ``skhash.dask.similarity_join`` at radius 2 on 10^7 clustered
   codes; pairs/s.
 
@@ -52,8 +53,10 @@ def clustered_codes(n_codes, seed, n_centres=100_000, flip=0.05):
 
 
 def resident_mib():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * 4096 / 2**20
+    """This process's resident memory and its peak so far, in MiB."""
+    with open("/proc/self/status") as status:
+        fields = dict(line.split(":", 1) for line in status)
+    return tuple(int(fields[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM"))
 
 
 def timed(function, repeats=1):
@@ -153,7 +156,9 @@ def bench_knn(client, n_codes, n_queries=1000, k=10, make=None):
         "identical": bool(
             np.array_equal(local_d, dask_d) and np.array_equal(local_i, dask_i)
         ),
-        "worker resident MiB": sorted(round(m) for m in worker_memory.values()),
+        "worker resident, peak MiB": sorted(
+            tuple(round(m) for m in memory) for memory in worker_memory.values()
+        ),
     }
 
 

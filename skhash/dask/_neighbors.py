@@ -188,25 +188,7 @@ class HammingNeighbors(BaseEstimator):
             labels = _label_blocks(
                 y, row_chunks, "X has {n_codes} codes but y has {n_labels} labels."
             )
-        params = self.get_params()
-        blocks = codes.to_delayed().ravel()
-        workers = _workers()
-        shards = []
-        for s, group in enumerate(_groups(row_chunks, max(1, len(workers)))):
-            # Each shard is built on its own worker (or, if that one is lost,
-            # on another): the blocks move there once, and never further.
-            on_worker = (
-                dask.annotate(workers=[workers[s]], allow_other_workers=True)
-                if workers
-                else contextlib.nullcontext()
-            )
-            group_labels = [labels[b] for b in group] if y is not None else []
-            with on_worker:
-                shards.append(
-                    delayed(_shards.build_shard)(
-                        params, len(group), *[blocks[b] for b in group], *group_labels
-                    )
-                )
+        shards, _ = build_shards(codes, labels, self.get_params())
         # Persisted: the shards stay where they were built (futures under
         # distributed); only their descriptions come back.
         shards = list(dask.persist(*shards))
@@ -690,6 +672,37 @@ def plan_radii(kth, last, costs, scan, round_cost):
         radii.append(int(following[j]))
         j = radii[-1] + 1
     return radii
+
+
+def build_shards(codes, labels, params):
+    """Delayed shards of a Dask array of codes, and their first rows.
+
+    One ``skhash.HammingNeighbors(**params)`` per worker (one in all under a
+    local scheduler) over a run of consecutive non-empty blocks, about as
+    many codes each (see :func:`_groups`), with ``labels`` (one block per
+    row block) when not empty. Each is built on its own worker or, if that
+    one is lost, on another: the blocks move there once, and never further.
+    """
+    row_chunks = codes.chunks[0]
+    starts = np.concatenate([[0], np.cumsum(row_chunks)])
+    blocks = codes.to_delayed().ravel()
+    workers = _workers()
+    shards = []
+    groups = _groups(row_chunks, max(1, len(workers)))
+    for s, group in enumerate(groups):
+        on_worker = (
+            dask.annotate(workers=[workers[s]], allow_other_workers=True)
+            if workers
+            else contextlib.nullcontext()
+        )
+        group_labels = [labels[b] for b in group] if len(labels) else []
+        with on_worker:
+            shards.append(
+                delayed(_shards.build_shard)(
+                    params, len(group), *[blocks[b] for b in group], *group_labels
+                )
+            )
+    return shards, [int(starts[group[0]]) for group in groups]
 
 
 def _workers():

@@ -300,22 +300,18 @@ def merge_radius(n_queries, by_dist, *parts):
     return distances[order], indices[order], indptr
 
 
-def shard_pairs(shard, queries, radius, left_offset, right_offset):
+def shard_pairs(shard, queries, radius, left_offset, right_offset, upper):
     """The (left, right, distance) pairs of a block of queries and a shard,
-    sorted by (left, right). ``queries=None`` is the shard against itself:
-    each unordered pair once, with left < right."""
-    distances, right, indptr = shard_radius(shard, queries, radius, 0, False)
-    left = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-    if queries is None:
+    sorted by (left, right), in global rows; with ``upper`` (a self-join),
+    only those with ``left < right``."""
+    distances, right, indptr = shard_radius(shard, queries, radius, right_offset, False)
+    left = np.repeat(np.arange(len(indptr) - 1) + left_offset, np.diff(indptr))
+    if upper:
         keep = left < right
         left, right, distances = left[keep], right[keep], distances[keep]
-    return pd.DataFrame(
-        {
-            "left": left + left_offset,
-            "right": right + right_offset,
-            "distance": distances,
-        }
-    ).astype(PAIR_COLUMNS)
+    return pd.DataFrame({"left": left, "right": right, "distance": distances}).astype(
+        PAIR_COLUMNS
+    )
 
 
 # Score: each query's average precision over the whole database, ranked by

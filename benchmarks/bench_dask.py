@@ -1,6 +1,6 @@
 """skhash.dask on a LocalCluster of 2 worker processes against one process.
 
-Three measurements, each side by side in one run (ratios are what carries
+Measurements, each side by side in one run (ratios are what carries
 over; this machine has 2 cores, so 2 workers of 1 thread against 1 process of
 2 threads):
 
@@ -15,6 +15,8 @@ over; this machine has 2 cores, so 2 workers of 1 thread against 1 process of
   search scans.
 - ``join``: ``skhash.dask.similarity_join`` at radius 2 on 10^7 clustered
   codes; pairs/s.
+- ``costs`` (not by default): the figures behind the sharding, measured in
+  this process (see :func:`bench_costs`).
 
 Usage::
 
@@ -176,6 +178,40 @@ def bench_join(client, n_codes, radius=2):
     }
 
 
+def bench_costs(client, n_codes, n_queries=1000, k=10):
+    """What sharding costs, apart from Dask: one thread's multi-index kNN
+    over half the clustered codes and over all of them; its radius-2 search
+    (the join's) over a shard of an eighth and of a half; and a Dask round
+    trip of two trivial tasks."""
+    from skhash.neighbors._multi_index import MultiIndex
+
+    size = -(-n_codes // N_PARTITIONS)
+    blocks = [clustered_codes(size, 1 + start) for start in range(0, n_codes, size)]
+    queries = clustered_codes(n_queries, seed=0)
+    costs = {}
+    for name, parts in [("half", N_PARTITIONS // 2), ("all", N_PARTITIONS)]:
+        index = MultiIndex(np.concatenate(blocks[:parts]))
+        index.kneighbors(queries[:10], k, n_jobs=1)  # compile, build the tables
+        costs[f"kNN over {name} s"] = timed(
+            lambda index=index: index.kneighbors(queries, k, n_jobs=1), 5
+        )[0]
+    join_queries = blocks[0][: n_codes // 50]
+    for name, parts in [("an eighth", 1), ("a half", N_PARTITIONS // 2)]:
+        index = MultiIndex(np.concatenate(blocks[1 : 1 + parts]))
+        index.radius_neighbors(join_queries[:10], 2, n_jobs=1, by_dist=False)
+        costs[f"radius 2 over {name}, {len(join_queries)} queries s"] = timed(
+            lambda index=index: index.radius_neighbors(
+                join_queries, 2, n_jobs=1, by_dist=False
+            ),
+            3,
+        )[0]
+    nothing = dask.delayed(queries)
+    costs["round trip of 2 tasks s"] = timed(
+        lambda: dask.compute(*[dask.delayed(len)(nothing) for _ in range(2)]), 20
+    )[0]
+    return costs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -189,6 +225,7 @@ def main():
         "knn": bench_knn,
         "knn-random": partial(bench_knn, make=random_codes),
         "join": bench_join,
+        "costs": bench_costs,
     }
     with (
         LocalCluster(

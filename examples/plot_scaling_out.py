@@ -72,7 +72,7 @@ print(f"MAP of the first 500 codes: {search.score(queries, y_local[:500]):.3f}")
 # Near-duplicates: an exact similarity join
 # -----------------------------------------
 # Every pair of codes at most 2 bits apart, each pair once, as a Dask
-# DataFrame with one partition per row block and shard.
+# DataFrame with one partition per row block and shard searched.
 pairs = skhash.dask.similarity_join(codes, radius=2).compute()
 print(f"{len(pairs):,} pairs within 2 bits")
 counts = pairs["distance"].value_counts().sort_index()

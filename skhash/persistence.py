@@ -6,7 +6,8 @@ stores an estimator as data and, when loading, builds only the types the caller
 trusts. Every skhash estimator, fitted or not, alone or inside scikit-learn
 pipelines, saves with ``skops.io.dump`` and loads with ``skops.io.load(file,
 trusted=get_trusted_types())``; :func:`dump` and :func:`load` do the same in one
-call. Outputs after a round trip are identical to the original's::
+call. Outputs after a round trip are identical to the original's (a deep
+hasher's, when it runs on the same device)::
 
     skops.io.dump(pipeline, "model.skops")
     pipeline = skops.io.load("model.skops", trusted=get_trusted_types())

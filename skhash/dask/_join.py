@@ -2,6 +2,7 @@
 
 from numbers import Integral
 
+import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -40,7 +41,8 @@ def similarity_join(
     :class:`skhash.HammingNeighbors` shard per worker, as
     :class:`skhash.dask.HammingNeighbors` makes them, and each shard answers a
     radius search for each row block of ``left``; no collection is gathered
-    on one node. The answer is a lazy Dask DataFrame.
+    on one node. The shards are built (persisted) at once; the pairs are a
+    lazy Dask DataFrame.
 
     Parameters
     ----------
@@ -82,11 +84,12 @@ def similarity_join(
     Notes
     -----
     A self-join searches each block against the shard that holds it and the
-    later ones, keeping the pairs with ``left < right``: about half the work
-    of a join of two collections. Fewer, larger shards make less work than a
-    shard per block: a radius search over four times the codes took 0.7
-    times as long here (radius 2, clustered 64-bit codes, 1.25 and 5 million
-    of them), its multi-index buckets being longer and emptier.
+    later ones, keeping the pairs with ``left < right``: with ``s`` shards,
+    ``(s + 1) / (2 s)`` of the searches of a join of two collections. Fewer,
+    larger shards make less work than a shard per block: a radius search
+    over four times the codes took 0.7 times as long here (radius 2,
+    clustered 64-bit codes, 1.25 and 5 million of them), its multi-index
+    buckets being longer and emptier.
 
     Examples
     --------
@@ -115,15 +118,19 @@ def similarity_join(
         codes = left if right is None else as_row_blocks(right, "right")
         check_dtype(codes, "right")
         radius = SingleHammingNeighbors().radius if radius is None else radius
-        params = {"algorithm": algorithm, "backend": backend, "n_jobs": n_jobs}
-        shards, starts = build_shards(codes, [], params)
-        bounds = [*starts, codes.shape[0]]
         n_bytes = codes.shape[1]
     if left.shape[1] != n_bytes:
         raise ValueError(
             f"left and right codes differ in width: {left.shape[1]} and {n_bytes} "
             "bytes."
         )
+    if not isinstance(right, HammingNeighbors):
+        # Built now, each on its worker, and kept there while the pairs are
+        # computed, as HammingNeighbors.fit builds them.
+        params = {"algorithm": algorithm, "backend": backend, "n_jobs": n_jobs}
+        shards, starts = build_shards(codes, [], params)
+        shards = list(dask.persist(*shards))
+        bounds = [*starts, codes.shape[0]]
     # No two codes differ in more bits than a code has.
     radius = min(radius, 8 * n_bytes)
 

@@ -243,26 +243,31 @@ class HammingNeighbors(BaseEstimator):
         return drop_self(*merged[:2], rows)[0], per_shard
 
     def _query_blocks(self, X):
-        """The queries as blocks ``(codes, own, n_rows)``, and the row chunks
-        of a lazy answer (``None``: the answer is computed).
+        """The queries as blocks ``(codes, own, n_rows)`` and whether lazy.
 
-        ``codes`` is an array or a delayed block; ``X=None`` gives the
-        shards' codes, ``own`` then naming the shard that holds them.
+        ``codes`` is an array or a delayed block. ``X=None`` gives the
+        database's row blocks, each taken from the shard that holds it:
+        ``own`` is then that shard and the block's first row in it.
         """
         check_is_fitted(self)
         if X is None:
-            blocks = [
-                (delayed(_shards.shard_codes)(shard), s, int(size))
-                for s, (shard, size) in enumerate(
-                    zip(self._shards, np.diff(self.shard_offsets_), strict=True)
-                )
-            ]
-            return blocks, self._row_chunks if self._fit_lazy else None
+            blocks, offsets = [], self.shard_offsets_
+            starts = np.concatenate([[0], np.cumsum(self._row_chunks)])
+            for start, size in zip(starts, self._row_chunks, strict=False):
+                if size == 0:
+                    blocks.append((None, None, 0))
+                    continue
+                s = int(np.searchsorted(offsets, start, side="right")) - 1
+                own_start = int(start - offsets[s])
+                rows = slice(own_start, own_start + size)
+                codes = delayed(_shards.shard_rows)(self._shards[s], rows)
+                blocks.append((codes, (s, own_start), size))
+            return blocks, self._fit_lazy
         if not is_dask_collection(X):
             # The single-machine validation, on the same fitted attributes.
             codes = SingleHammingNeighbors._validate_codes(self, X, reset=False)
             # Delayed once, so that the tasks of every shard share one copy.
-            return [(delayed(codes), None, len(codes))], None
+            return [(delayed(codes), None, len(codes))], False
         codes = as_row_blocks(X, "X")
         if codes.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -278,13 +283,13 @@ class HammingNeighbors(BaseEstimator):
         blocks = codes.to_delayed().ravel()
         return [
             (b, None, n) for b, n in zip(blocks, codes.chunks[0], strict=True)
-        ], codes.chunks[0]
+        ], True
 
     def _search(self, blocks, search, merge):
         """Per query block, ``merge(parts, n_rows)`` of the parts
-        ``search(shard, codes, offset)`` of every shard (``codes=None`` for
-        the block's own shard): a list of delayed results, ``None`` for an
-        empty block.
+        ``search(shard, codes, offset, own_start)`` of every shard (see
+        :meth:`_parts`): a list of delayed results, ``None`` for an empty
+        block.
 
         The parts go to ``merge`` as separate arguments: in a list, Dask
         (2026.8) leaves the persisted shards' futures out of the graph (see
@@ -296,22 +301,27 @@ class HammingNeighbors(BaseEstimator):
             if n_rows == 0:
                 merged.append(None)
                 continue
-            parts = []
-            for s, shard in enumerate(self._shards):
-                offset = int(self.shard_offsets_[s])
-                parts.append(search(shard, None if s == own else codes, offset))
+            parts = [
+                search(shard, codes, offset, own_start)
+                for shard, offset, own_start in self._shard_arguments(own)
+            ]
             merged.append(merge(parts, n_rows))
         return merged
 
     def _parts(self, codes, own, function, *args):
-        """Delayed ``function(shard, codes, offset, *args)`` of every shard,
-        ``codes=None`` for the shard ``own`` that holds the queries."""
+        """Delayed ``function(shard, codes, offset, own_start, *args)`` of
+        every shard; ``own_start`` is the queries' first row in the shard
+        ``own`` that holds them (see :meth:`_query_blocks`), else ``None``."""
         return [
-            delayed(function)(shard, None if s == own else codes, int(offset), *args)
-            for s, (shard, offset) in enumerate(
-                zip(self._shards, self.shard_offsets_, strict=False)
-            )
+            delayed(function)(shard, codes, offset, own_start, *args)
+            for shard, offset, own_start in self._shard_arguments(own)
         ]
+
+    def _shard_arguments(self, own):
+        own_shard, own_start = (None, None) if own is None else own
+        for s, shard in enumerate(self._shards):
+            offset = int(self.shard_offsets_[s])
+            yield shard, offset, own_start if s == own_shard else None
 
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
         """Find the k nearest codes of each query.
@@ -336,16 +346,15 @@ class HammingNeighbors(BaseEstimator):
         neigh_ind : ndarray or dask array of shape (n_queries, n_neighbors)
             Global database indices; equal distances in index order.
         """
-        blocks, chunks = self._query_blocks(X)
-        distances, indices, _ = self._kneighbors(X, blocks, chunks, n_neighbors, False)
-        if chunks is not None:
+        blocks, lazy = self._query_blocks(X)
+        distances, indices, _ = self._kneighbors(X, blocks, n_neighbors, False)
+        if lazy:
             return (distances, indices) if return_distance else indices
         distances, indices = dask.compute(distances, indices)
         return (distances, indices) if return_distance else indices
 
-    def _kneighbors(self, X, blocks, chunks, n_neighbors, with_labels):
-        """Lazy (distances, indices, neighbour labels) of the query blocks,
-        with the row ``chunks`` (``None``: the blocks')."""
+    def _kneighbors(self, X, blocks, n_neighbors, with_labels):
+        """Lazy (distances, indices, neighbour labels) of the query blocks."""
         k = check_count(
             self.n_neighbors if n_neighbors is None else n_neighbors, "n_neighbors"
         )
@@ -372,7 +381,7 @@ class HammingNeighbors(BaseEstimator):
         label_tail, label_dtype = self._labels if with_labels else ((), None)
         outputs = [((k,), np.int32), ((k,), np.intp), ((k, *label_tail), label_dtype)]
         results = [
-            _rows([_item(p, i) for p in merged], blocks, tail, dtype, chunks)
+            _rows([_item(p, i) for p in merged], blocks, tail, dtype)
             for i, (tail, dtype) in enumerate(outputs[: 3 if with_labels else 2])
         ]
         return (*results, None) if not with_labels else tuple(results)
@@ -443,24 +452,23 @@ class HammingNeighbors(BaseEstimator):
         neigh_ind : ndarray or dask array of shape (n_queries,), dtype object
             Per query, an array of global database indices.
         """
-        blocks, chunks = self._query_blocks(X)
+        blocks, lazy = self._query_blocks(X)
         merged = self._radius_neighbors(blocks, radius, sort_results)
-        if chunks is None:
+        if not lazy:
             distances, indices, indptr = self._gather_csr(merged)
             indices = _split(indices, indptr)
             return (_split(distances, indptr), indices) if return_distance else indices
         results = [
-            _rows([_objects(p, i) for p in merged], blocks, (), object, chunks)
-            for i in (0, 1)
+            _rows([_objects(p, i) for p in merged], blocks, (), object) for i in (0, 1)
         ]
         return tuple(results) if return_distance else results[1]
 
     def _radius_neighbors(self, blocks, radius, sort_results):
         radius = SingleHammingNeighbors._check_radius(self, radius)
 
-        def search(shard, codes, offset):
+        def search(shard, codes, offset, own_start):
             return delayed(_shards.shard_radius)(
-                shard, codes, radius, offset, sort_results
+                shard, codes, radius, offset, sort_results, own_start
             )
 
         def merge(parts, n_rows):
@@ -552,13 +560,13 @@ class HammingNeighbors(BaseEstimator):
         y_pred : ndarray or dask array of shape (n_queries,) or (n_queries, n_labels)
         """
         self._check_fitted_with_y("predict")
-        blocks, chunks = self._query_blocks(X)
-        _, _, labels = self._kneighbors(X, blocks, chunks, None, True)
+        blocks, lazy = self._query_blocks(X)
+        _, _, labels = self._kneighbors(X, blocks, None, True)
         classes = getattr(self, "classes_", None)
         dtype = self._labels[1] if classes is None else classes.dtype
         meta = np.empty((0,) * (labels.ndim - 1), dtype)
         predicted = labels.map_blocks(vote, classes, drop_axis=1, meta=meta)
-        return predicted if chunks is not None else predicted.compute()
+        return predicted if lazy else predicted.compute()
 
     def score(self, X, y):
         """Mean average precision of the queries against the whole database.
@@ -682,6 +690,9 @@ def build_shards(codes, labels, params):
     many codes each (see :func:`_groups`), with ``labels`` (one block per
     row block) when not empty. Each is built on its own worker or, if that
     one is lost, on another: the blocks move there once, and never further.
+    Persist them: the placement is an annotation of their graph, which
+    persisting keeps and some collections built on them drop
+    (``dd.from_delayed``).
     """
     row_chunks = codes.chunks[0]
     starts = np.concatenate([[0], np.cumsum(row_chunks)])
@@ -718,6 +729,8 @@ def _groups(row_chunks, n_groups):
     numbers) of about as many codes each: a run ends at the block end nearest
     its share of the codes."""
     blocks = np.flatnonzero(row_chunks)
+    if len(blocks) == 0:
+        return []
     ends = np.cumsum(np.asarray(row_chunks)[blocks])
     shares = ends[-1] * np.arange(1, n_groups) / n_groups
     cuts = 1 + np.abs(ends[:, None] - shares).argmin(axis=0)
@@ -765,21 +778,19 @@ def _label_blocks(y, row_chunks, mismatch, database=None):
     return blocks
 
 
-def _rows(values, blocks, tail, dtype, chunks=None):
-    """One Dask array of the delayed per-block ``values`` (``None`` for an
-    empty block), with the row ``chunks`` (``None``: the blocks')."""
-    sizes = [n for _, _, n in blocks]
+def _rows(values, blocks, tail, dtype):
+    """One Dask array of the delayed per-block ``values``, with the blocks'
+    row chunks (``None`` for an empty block)."""
+    row_chunks = tuple(n for _, _, n in blocks)
     array = da.concatenate(
         [
             da.from_delayed(value, (n, *tail), dtype=dtype)
-            for value, n in zip(values, sizes, strict=True)
+            for value, n in zip(values, row_chunks, strict=True)
             if n
         ]
     )
     # Concatenation drops empty blocks; put them back, so that the answer's
-    # chunks are the queries' (an alias per block, no copy), or those of the
-    # database's blocks when the shards' codes were the queries.
-    row_chunks = tuple(sizes) if chunks is None else chunks
+    # chunks are the queries' (an alias per block, no copy).
     return array.rechunk((row_chunks, *((size,) for size in tail)))
 
 

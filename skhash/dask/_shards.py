@@ -104,13 +104,8 @@ def uses_multi_index(shard):
     )
 
 
-def shard_codes(shard):
-    """The shard's codes, as queries of the other shards (``X=None``)."""
-    return shard.get_database()[0]
-
-
 def shard_rows(shard, rows):
-    """The shard's codes at (local) ``rows``: a sample of the database."""
+    """The shard's codes at (local) ``rows``: a block of queries, or a sample."""
     return shard.get_database()[0][rows]
 
 
@@ -133,36 +128,27 @@ def sample_kneighbors(shard, sample, k, offset):
 # gets the rows of the query block still pending (None: all of them) and
 # answers for those rows only; its merge splits them into those it settles
 # and those left to the next round. The rows settled by every round are the
-# ``state``, put together by the last merge.
+# ``state``, put together by the last merge. When the queries are the shard's
+# own codes from its row ``own_start`` on (``X=None``), each query leaves out
+# its own row, as ``skhash.HammingNeighbors`` does: not every code equal to it.
 
 
-def shard_kneighbors(shard, queries, offset, rows, k, with_labels):
+def shard_kneighbors(shard, queries, offset, own_start, rows, k, with_labels):
     """The shard's ``k`` nearest (fewer if it is smaller), global indices, for
-    the query ``rows`` (``None``: all).
-
-    ``queries=None`` searches the shard's own codes, each excluding itself:
-    the query's own row is always in its own shard.
-    """
-    own = queries is None
-    if own and rows is not None:  # some of its own codes: drop each one itself
-        k = min(k, shard.n_samples_fit_ - 1)
-        codes = shard.get_database()[0][rows]
-        found = shard.kneighbors(codes, k + 1) if len(rows) else _nothing(0, k + 1)
-        distances, indices = drop_self(*found, rows)
+    the query ``rows`` (``None``: all)."""
+    queries = _pending(shard, queries, rows)
+    own = _own_rows(own_start, rows, len(queries))
+    k = min(k, shard.n_samples_fit_ - (own is not None))
+    if k == 0 or len(queries) == 0:  # a shard of one code, queried by that code
+        distances, indices = _nothing(len(queries), k)
+    elif own is None:
+        distances, indices = shard.kneighbors(queries, k)
     else:
-        k = min(k, shard.n_samples_fit_ - own)
-        if not own:
-            queries = shard._queries(queries)  # checked before taking rows
-            queries = queries if rows is None else queries[rows]
-        n_queries = shard.n_samples_fit_ if own else len(queries)
-        if k == 0 or n_queries == 0:  # a shard of one code, queried by that code
-            distances, indices = _nothing(n_queries, k)
-        else:
-            distances, indices = shard.kneighbors(queries, k)
+        distances, indices = drop_self(*shard.kneighbors(queries, k + 1), own)
     return distances, indices + offset, _labels_of(shard, indices, with_labels)
 
 
-def shard_within(shard, queries, offset, rows, radius, k, with_labels):
+def shard_within(shard, queries, offset, own_start, rows, radius, k, with_labels):
     """The shard's ``k`` nearest within ``radius`` of the query ``rows``.
 
     Like :func:`shard_kneighbors`, from the shard's radius search (through
@@ -170,24 +156,35 @@ def shard_within(shard, queries, offset, rows, radius, k, with_labels):
     fewer than ``k`` codes within the radius has its row padded with
     distances past any real one, which sort last.
     """
-    own = queries is None
-    if own:
-        codes = None if rows is None else shard.get_database()[0][rows]
-    else:
-        codes = shard._queries(queries)
-        codes = codes if rows is None else codes[rows]
-    n_queries = shard.n_samples_fit_ if codes is None else len(codes)
-    if n_queries == 0:
+    queries = _pending(shard, queries, rows)
+    if len(queries) == 0:
         distances, indices = _nothing(0, 0)
         return distances, indices, _labels_of(shard, indices, with_labels)
-    distances, indices, indptr = shard._radius_neighbors(codes, radius, True)
-    if own and rows is not None:  # own codes as queries: each finds itself
-        query_of = np.repeat(np.arange(n_queries), np.diff(indptr))
-        keep = indices != np.asarray(rows)[query_of]
-        distances, indices = distances[keep], indices[keep]
-        indptr = _indptr(query_of[keep], n_queries)
-    distances, indices = _first_of_runs(distances, indices, indptr, k)
+    found = shard._radius_neighbors(queries, radius, True)
+    found = _drop_own(*found, _own_rows(own_start, rows, len(queries)))
+    distances, indices = _first_of_runs(*found, k)
     return distances, indices + offset, _labels_of(shard, indices, with_labels)
+
+
+def _pending(shard, queries, rows):
+    queries = shard._queries(queries)  # checked before taking rows
+    return queries if rows is None else queries[rows]
+
+
+def _own_rows(own_start, rows, n_queries):
+    """The shard's rows of the queries when they are its own codes."""
+    if own_start is None:
+        return None
+    return own_start + (np.arange(n_queries) if rows is None else np.asarray(rows))
+
+
+def _drop_own(distances, indices, indptr, own):
+    """A radius search's CSR triple less each query's own row (if ``own``)."""
+    if own is None:
+        return distances, indices, indptr
+    query_of = np.repeat(np.arange(len(own)), np.diff(indptr))
+    keep = indices != own[query_of]
+    return distances[keep], indices[keep], _indptr(query_of[keep], len(own))
 
 
 def merge_within(k, radius, n_rows, state, rows, *parts):
@@ -276,10 +273,13 @@ def merge_kneighbors(k, *parts):
     return tuple(merged)
 
 
-def shard_radius(shard, queries, radius, offset, by_dist):
+def shard_radius(shard, queries, radius, offset, by_dist, own_start=None):
     """The CSR triple (distances, global indices, indptr) of a radius search."""
     queries = shard._queries(queries)  # validated as the shard validates its own
-    distances, indices, indptr = shard._radius_neighbors(queries, radius, by_dist)
+    found = shard._radius_neighbors(queries, radius, by_dist)
+    distances, indices, indptr = _drop_own(
+        *found, _own_rows(own_start, None, len(queries))
+    )
     return distances, indices + offset, indptr
 
 

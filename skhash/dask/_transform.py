@@ -33,8 +33,8 @@ def transform(hasher, X):
     The hasher enters the task graph once, as one key: each worker receives
     it (a deep hasher: its network) once, whatever the number of blocks. A
     deep hasher with ``device="auto"`` (the default) encodes on the worker's
-    GPU when it has one, whatever device trained it, on the CPU otherwise; a
-    hasher given a device encodes there, or on the CPU where CUDA is not
+    GPU when it has one, whatever device trained it, on the CPU otherwise;
+    any other encodes on its training device, or on the CPU where CUDA is not
     available.
 
     Examples

@@ -8,8 +8,8 @@ da = pytest.importorskip("dask.array")
 import dask  # noqa: E402
 
 import skhash  # noqa: E402
-from skhash.codes import pack_codes  # noqa: E402
-from skhash.dask import HammingNeighbors  # noqa: E402
+from skhash.codes import hamming_distances, pack_codes  # noqa: E402
+from skhash.dask import HammingNeighbors, similarity_join  # noqa: E402
 from skhash.dask._neighbors import _groups  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def test_equal_blocks_make_equal_groups():
     assert [list(g) for g in _groups((10,) * 9, 3)] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
 
 
-def test_one_shard_per_worker(client):
+def test_one_shard_per_worker(client, monkeypatch):
     rng = np.random.RandomState(0)
     centres = rng.randint(2, size=(6, 32))
     bits = centres[rng.randint(6, size=400)] ^ (rng.rand(400, 32) < 0.05)
@@ -79,6 +79,46 @@ def test_one_shard_per_worker(client):
         np.testing.assert_array_equal(run, expected_run)
     np.testing.assert_array_equal(nn.predict(Q), local.predict(Q))
     assert nn.score(Q, yq) == pytest.approx(local.score(Q, yq), rel=1e-12)
+    # Blocks inside a shard query it in rounds too, each leaving its own row
+    # out (row 1 of each shard repeats row 0: ties with the query itself).
+    D[[1, 181]] = D[[0, 180]]
+    nn = HammingNeighbors(n_neighbors=5).fit(client.persist(da.from_array(D, 45)))
+    local = skhash.HammingNeighbors(n_neighbors=5).fit(D)
+    for radii in [[], [1, 3], [0, 2, 6]]:
+        monkeypatch.setattr(HammingNeighbors, "_radii", lambda *_, r=radii: r)
+        for k in [1, 5, 200]:
+            distances, indices = dask.compute(*nn.kneighbors(n_neighbors=k))
+            np.testing.assert_array_equal(distances, local.kneighbors(None, k)[0])
+            np.testing.assert_array_equal(indices, local.kneighbors(None, k)[1])
+
+
+def test_a_join_builds_one_shard_on_each_worker(client):
+    D = pack_codes(np.random.RandomState(2).randint(2, size=(200, 16)))
+    first = sorted(client.nthreads())[0]
+    codes = client.persist(da.from_array(D, chunks=(50, -1)), workers=[first])
+    pairs = similarity_join(codes, radius=3)
+    found = pairs.compute().sort_values(["left", "right"])
+    holders = {
+        worker
+        for worker, keys in client.has_what().items()
+        for key in keys
+        if str(key).startswith("build_shard")
+    }
+    assert holders == set(client.nthreads())
+    distances = hamming_distances(D, D)
+    left, right = np.nonzero(np.triu(distances <= 3, k=1))
+    np.testing.assert_array_equal(found["left"], left)
+    np.testing.assert_array_equal(found["right"], right)
+
+
+def test_a_join_of_no_codes_has_no_pairs(client):
+    codes = da.from_array(np.zeros((10, 2), np.uint8), chunks=(5, -1))
+    for pairs in [
+        similarity_join(codes[:0]),
+        similarity_join(codes, codes[:0]),
+        similarity_join(codes[:0], codes),
+    ]:
+        assert len(pairs.compute()) == 0
 
 
 def test_one_shard_without_a_cluster():

@@ -452,6 +452,8 @@ class HammingNeighbors(BaseEstimator):
         neigh_ind : ndarray or dask array of shape (n_queries,), dtype object
             Per query, an array of global database indices.
         """
+        if sort_results and not return_distance:  # as skhash.HammingNeighbors
+            raise ValueError("return_distance must be True if sort_results is True.")
         blocks, lazy = self._query_blocks(X)
         merged = self._radius_neighbors(blocks, radius, sort_results)
         if not lazy:

@@ -339,6 +339,8 @@ def test_errors_like_single_machine(client):
         nn.kneighbors(n_neighbors=60)
     with pytest.raises(ValueError, match="non-negative integer"):
         nn.radius_neighbors(D, radius=-1)
+    with pytest.raises(ValueError, match="return_distance must be True"):
+        nn.radius_neighbors(return_distance=False, sort_results=True)
     with pytest.raises(ValueError, match="mode"):
         nn.kneighbors_graph(D, mode="weights")
     with pytest.raises(ValueError, match="needs the database labels"):

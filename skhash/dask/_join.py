@@ -13,8 +13,9 @@ from sklearn.utils.validation import check_is_fitted
 from ..neighbors import HammingNeighbors as SingleHammingNeighbors
 from ..utils._param_validation import Interval
 from . import _shards
-from ._collections import as_row_blocks
-from ._neighbors import HammingNeighbors, build_shards, check_dtype
+from ._collections import as_row_blocks, check_dtype
+from ._neighbors import HammingNeighbors
+from ._placement import build_shards
 
 __all__ = ["similarity_join"]
 

@@ -35,8 +35,8 @@ def shard_per_block():
     shard each, as on a cluster of a worker per block, and the merges meet
     three shards rather than two. test_sharding.py tests the grouping."""
     with pytest.MonkeyPatch.context() as patch:
-        workers = skhash.dask._neighbors._workers
-        patch.setattr(skhash.dask._neighbors, "_workers", lambda: workers() * 4)
+        workers = skhash.dask._placement._workers
+        patch.setattr(skhash.dask._placement, "_workers", lambda: workers() * 4)
         yield
 
 

@@ -10,7 +10,7 @@ import dask  # noqa: E402
 import skhash  # noqa: E402
 from skhash.codes import hamming_distances, pack_codes  # noqa: E402
 from skhash.dask import HammingNeighbors, similarity_join  # noqa: E402
-from skhash.dask._neighbors import _groups  # noqa: E402
+from skhash.dask._placement import _groups  # noqa: E402
 
 
 @pytest.mark.parametrize(

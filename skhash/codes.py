@@ -86,6 +86,21 @@ def unpack_codes(codes, n_bits):
     return np.unpackbits(codes, axis=1, count=n_bits)
 
 
+def check_codes_dtype(dtype, name):
+    """Reject a dtype other than packed codes' (also a Dask array's, before
+    its values are computed), with a hint at what went wrong."""
+    if dtype != np.uint8:
+        hint = (
+            " These look like unpacked bits: use skhash.codes.pack_codes first."
+            if np.dtype(dtype) == np.dtype(bool)
+            else " Use a hasher's transform() or skhash.codes.pack_codes."
+        )
+        raise ValueError(
+            f"{name} must be packed binary codes of dtype uint8, got dtype "
+            f"{dtype}.{hint}"
+        )
+
+
 def check_codes(codes, *, n_bits=None, name="codes"):
     """Validate packed codes and return them as a C-contiguous uint8 array.
 
@@ -104,16 +119,7 @@ def check_codes(codes, *, n_bits=None, name="codes"):
     codes : ndarray of shape (n_samples, n_bytes), dtype uint8
     """
     codes = np.asarray(codes)
-    if codes.dtype != np.uint8:
-        hint = (
-            " These look like unpacked bits: use skhash.codes.pack_codes first."
-            if codes.dtype == bool
-            else " Use a hasher's transform() or skhash.codes.pack_codes."
-        )
-        raise ValueError(
-            f"{name} must be packed binary codes of dtype uint8, got dtype "
-            f"{codes.dtype}.{hint}"
-        )
+    check_codes_dtype(codes.dtype, name)
     if codes.ndim != 2:
         raise ValueError(
             f"{name} must be a 2-D array of shape (n_samples, n_bytes), "

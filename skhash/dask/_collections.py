@@ -41,20 +41,3 @@ def _as_dask_array(X):
     if any(math.isnan(size) for size in X.shape):
         raise ValueError("Unknown chunk sizes: call compute_chunk_sizes() first.")
     return X
-
-
-def check_dtype(codes, name):
-    """Reject a Dask array of anything but packed codes, before any work.
-
-    Their values are checked by the shards, where they are searched.
-    """
-    if codes.dtype != np.uint8:
-        hint = (
-            "these look like unpacked bits: use skhash.codes.pack_codes first."
-            if codes.dtype == bool
-            else "encode them with a hasher's transform first."
-        )
-        raise ValueError(
-            f"{name} must be packed binary codes of dtype uint8, got dtype "
-            f"{codes.dtype}; {hint}"
-        )

@@ -10,10 +10,11 @@ from dask import delayed
 from sklearn.utils._param_validation import validate_params
 from sklearn.utils.validation import check_is_fitted
 
+from ..codes import check_codes_dtype
 from ..neighbors import HammingNeighbors as SingleHammingNeighbors
 from ..utils._param_validation import Interval
 from . import _shards
-from ._collections import as_row_blocks, check_dtype
+from ._collections import as_row_blocks
 from ._neighbors import HammingNeighbors
 from ._placement import build_shards
 
@@ -108,7 +109,7 @@ def similarity_join(
     0     2      3         1
     """
     left = as_row_blocks(left, "left")
-    check_dtype(left, "left")
+    check_codes_dtype(left.dtype, "left")
     if isinstance(right, HammingNeighbors):
         check_is_fitted(right)
         radius = right.radius if radius is None else radius
@@ -117,7 +118,7 @@ def similarity_join(
         n_bytes = right.n_features_in_
     else:
         codes = left if right is None else as_row_blocks(right, "right")
-        check_dtype(codes, "right")
+        check_codes_dtype(codes.dtype, "right")
         radius = SingleHammingNeighbors().radius if radius is None else radius
         n_bytes = codes.shape[1]
     if left.shape[1] != n_bytes:

@@ -12,6 +12,7 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.validation import check_is_fitted
 
 from .._supervision import check_labels
+from ..codes import check_codes_dtype
 from ..neighbors import HammingNeighbors as SingleHammingNeighbors
 from ..neighbors._hamming_neighbors import (
     _check_mode,
@@ -23,7 +24,7 @@ from ..neighbors._hamming_neighbors import (
 from ..neighbors._index import drop_self, resolve
 from ..utils._param_validation import check_count
 from . import _shards
-from ._collections import aligned_labels, as_row_blocks, check_dtype
+from ._collections import aligned_labels, as_row_blocks
 from ._placement import build_shards
 
 __all__ = ["HammingNeighbors"]
@@ -278,7 +279,7 @@ class HammingNeighbors(BaseEstimator):
             raise ValueError(
                 "Found array with 0 sample(s) while a minimum of 1 is required."
             )
-        check_dtype(codes, "X")
+        check_codes_dtype(codes.dtype, "X")
         # Their values are checked where they are searched, by the shards.
         blocks = codes.to_delayed().ravel()
         return [

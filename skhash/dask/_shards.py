@@ -2,8 +2,9 @@
 
 A shard is an ordinary :class:`skhash.HammingNeighbors` over consecutive row
 blocks of the database. It answers in its own row numbers; the functions here
-add its global offset, so every merge compares global indices. Each function takes and
-returns plain NumPy arrays, small next to a shard: only they cross the network.
+add its global offset, so every merge compares global indices. Each function
+takes and returns plain NumPy arrays, small next to a shard: only they cross
+the network.
 """
 
 import numpy as np

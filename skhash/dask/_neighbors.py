@@ -189,7 +189,7 @@ class HammingNeighbors(BaseEstimator):
             labels = _label_blocks(
                 y, row_chunks, "X has {n_codes} codes but y has {n_labels} labels."
             )
-        shards, _ = build_shards(codes, labels, self.get_params())
+        shards, starts = build_shards(codes, labels, self.get_params())
         # Persisted: the shards stay where they were built (futures under
         # distributed); only their descriptions come back.
         shards = list(dask.persist(*shards))
@@ -198,8 +198,7 @@ class HammingNeighbors(BaseEstimator):
         self.backend_, self.device_ = backend, device
         self.n_features_in_ = codes.shape[1]
         self.n_samples_fit_ = codes.shape[0]
-        sizes = [d["n_samples"] for d in described]
-        self.shard_offsets_ = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+        self.shard_offsets_ = np.array([*starts, codes.shape[0]], np.intp)
         self._shards = shards
         self._row_chunks = row_chunks
         self._fit_lazy = is_dask_collection(X)

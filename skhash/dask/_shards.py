@@ -62,11 +62,10 @@ def build_shard(params, n_blocks, *blocks):
 
 
 def describe(shard):
-    """What the client needs to know of a built shard: its size, its labels,
-    and the cost of its searches (see :func:`search_costs`)."""
+    """What the client needs to know of a built shard: its labels and the
+    cost of its searches (see :func:`search_costs`)."""
     _, labels = shard.get_database()
     return {
-        "n_samples": shard.n_samples_fit_,
         "labels": None if labels is None else (labels.shape[1:], labels.dtype),
         "classes": getattr(shard, "classes_", None),
         "costs": search_costs(shard),

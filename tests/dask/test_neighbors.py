@@ -13,7 +13,7 @@ dd = pytest.importorskip("dask.dataframe")
 
 import dask  # noqa: E402
 import pandas as pd  # noqa: E402
-from distributed import Client, Future, LocalCluster  # noqa: E402
+from distributed import Future  # noqa: E402
 from distributed.scheduler import KilledWorker  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
@@ -287,38 +287,28 @@ def _slowly(block):
     return block
 
 
-def test_a_worker_killed_during_a_search_is_retried_or_raises():
+def test_a_worker_killed_during_a_search_is_retried_or_raises(own_cluster):
+    cluster, client = own_cluster
     D = _codes(400, seed=8, clustered=True)
     Q = _codes(40, seed=9, clustered=True)
     expected = skhash.HammingNeighbors().fit(D).kneighbors(Q)
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",  # a free port: no clash, no warning
-            memory_limit="2GiB",
-        ) as cluster,
-        Client(cluster, set_as_default=False) as client,
-        client.as_current(),
-    ):
-        nn = HammingNeighbors().fit(da.from_array(D, chunks=100))
-        # Query blocks that take a while, so that the kill lands mid-search.
-        queries = da.from_array(Q, chunks=5).map_blocks(_slowly, dtype=np.uint8)
-        futures = client.compute(list(nn.kneighbors(queries)))
-        time.sleep(0.6)
-        # Killed for good: a nanny restarting its worker makes closing slow.
-        nanny = next(iter(cluster.workers.values()))
-        nanny.close_gracefully(reason="killed by the test")
-        assert client.processing()[nanny.worker_address]  # it was searching
-        os.kill(nanny.pid, signal.SIGKILL)
-        try:
-            found = client.gather(futures)
-        except KilledWorker as error:  # Dask gave up on the lost tasks: it says so
-            assert "worker" in str(error).lower()
-        else:  # Dask recomputed the lost tasks (and shards) elsewhere: all of it
-            np.testing.assert_array_equal(found[0], expected[0])
-            np.testing.assert_array_equal(found[1], expected[1])
+    nn = HammingNeighbors().fit(da.from_array(D, chunks=100))
+    # Query blocks that take a while, so that the kill lands mid-search.
+    queries = da.from_array(Q, chunks=5).map_blocks(_slowly, dtype=np.uint8)
+    futures = client.compute(list(nn.kneighbors(queries)))
+    time.sleep(0.6)
+    # Killed for good: a nanny restarting its worker makes closing slow.
+    nanny = next(iter(cluster.workers.values()))
+    nanny.close_gracefully(reason="killed by the test")
+    assert client.processing()[nanny.worker_address]  # it was searching
+    os.kill(nanny.pid, signal.SIGKILL)
+    try:
+        found = client.gather(futures)
+    except KilledWorker as error:  # Dask gave up on the lost tasks: it says so
+        assert "worker" in str(error).lower()
+    else:  # Dask recomputed the lost tasks (and shards) elsewhere: all of it
+        np.testing.assert_array_equal(found[0], expected[0])
+        np.testing.assert_array_equal(found[1], expected[1])
 
 
 def test_errors_like_single_machine(client):

@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._supervision import check_labels
+from ..codes import check_codes_dtype
 from ..utils._param_validation import Interval, check_count
 from ._index import drop_self, engine_class, resolve
 from ._threads import max_threads
@@ -84,8 +85,10 @@ class HammingNeighbors(BaseEstimator):
     Notes
     -----
     Codes must be ``uint8`` arrays from a hasher's ``transform`` or
-    :func:`skhash.codes.pack_codes`. Arrays of 0/1 bits are rejected rather than
-    being read as bytes.
+    :func:`skhash.codes.pack_codes`, as everywhere in skhash (see
+    :func:`skhash.codes.check_codes`). Boolean arrays of bits are rejected
+    rather than read as bytes; a ``uint8`` array is always read as packed
+    bytes, whatever its values.
 
     The search keeps memory bounded: no queries x database matrix is built.
     The ``"numba"`` kernels select each query's neighbours during the scan
@@ -208,24 +211,12 @@ class HammingNeighbors(BaseEstimator):
 
     def _validate_codes(self, X, *, reset):
         if reset or not _is_plain_codes(X, self.n_features_in_):
-            X = validate_data(self, X, dtype=None, reset=reset, order="C")
-        if X.dtype != np.uint8:
-            if X.dtype == bool or np.isin(X, (0, 1)).all():
-                raise ValueError(
-                    f"X looks like unpacked bits (dtype {X.dtype}, values 0 and 1); "
-                    "pack them with skhash.codes.pack_codes."
-                )
-            raise ValueError(
-                "HammingNeighbors expects packed binary codes of dtype uint8, got "
-                f"dtype {X.dtype}; encode X with a hasher's transform first."
+            # No finiteness check: codes are uint8, and NaN in a float array is
+            # a dtype error first ("contains NaN" would hide what is wrong).
+            X = validate_data(
+                self, X, dtype=None, reset=reset, order="C", ensure_all_finite=False
             )
-        # Packed codes with 7 of every 8 bits always zero are astronomically
-        # unlikely; uint8 bits from unpack_codes look exactly like that.
-        if X.shape[1] >= 8 and X.max(initial=0) == 1:
-            raise ValueError(
-                "X looks like unpacked bits (uint8 values 0 and 1 only); pack them "
-                "with skhash.codes.pack_codes."
-            )
+        check_codes_dtype(X.dtype, "X")
         return X
 
     def _queries(self, X):

@@ -209,17 +209,39 @@ def test_grid_search_over_bits_of_a_pipeline():
 @pytest.mark.parametrize(
     "X, match",
     [
-        (np.full((3, 2), 0.5), "encode X with a hasher"),
+        (np.full((3, 2), 0.5), "transform"),
         (np.zeros((3, 16), dtype=bool), "unpacked bits"),
-        (np.array([[0, 1] * 8] * 3, dtype=np.int64), "unpacked bits"),
-        (np.array([[0, 1] * 8] * 3, dtype=np.uint8), "unpacked bits"),
-        (np.array([[np.nan, 1.0]]), "NaN"),
+        (np.array([[0, 1] * 8] * 3, dtype=np.int64), "pack_codes"),
+        (np.array([[np.nan, 1.0]]), "dtype uint8, got dtype float64"),
         (np.zeros(4, dtype=np.uint8), "2D array"),
     ],
 )
 def test_fit_rejects_what_is_not_packed_codes(X, match):
     with pytest.raises(ValueError, match=match):
         HammingNeighbors().fit(X)
+
+
+def test_codes_of_zero_and_one_bytes_are_codes():
+    # One-hot codes over 64 classes (as ClassifierCodes(n_bits=64) makes) of
+    # classes at bit 7 of a byte: every byte is 0 or 1, and these are valid
+    # packed codes for search as for the metrics, one query at a time too.
+    from skhash.metrics import mean_average_precision
+
+    y = np.random.RandomState(0).choice(np.arange(7, 64, 8), size=50)
+    codes = pack_codes(np.eye(64, dtype=np.uint8)[y])
+    assert codes.max() == 1
+    nn = HammingNeighbors(n_neighbors=3).fit(codes, y)
+    for q in range(5):
+        distances, indices = nn.kneighbors(codes[q : q + 1])
+        expected, order = _reference(codes[q : q + 1], codes)
+        np.testing.assert_array_equal(indices[0], order[0, :3])
+        np.testing.assert_array_equal(distances[0], expected[0, order[0, :3]])
+        assert nn.predict(codes[q : q + 1])[0] == y[q]
+        (found,) = nn.radius_neighbors(codes[q : q + 1], radius=0)[1]
+        np.testing.assert_array_equal(found, np.flatnonzero(y == y[q]))
+    assert nn.score(codes[:20], y[:20]) == mean_average_precision(
+        codes[:20], codes, y[:20], y
+    )
 
 
 def test_query_errors():

@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 
 from ._index import SearchIndex
-from ._numba_common import compile_once, grow, popcount, prefetch
+from ._numba_common import compile_once, grow, popcount, prefetch, read_only
 from ._threads import join_blocks, query_blocks, run_blocks
 
 # Longest substring: its table has 2 ** bits buckets.
@@ -535,30 +535,40 @@ class MultiIndex(SearchIndex):
         compile_once("multi_index_knn", _knn_block, _first_knn_call)
 
 
-def _first_calls():
-    words = np.zeros((4, 1), np.uint64)
-    starts, lengths = _layout(1, 4)
+def _first_tables(words):
+    starts, lengths = _layout(1, len(words))
     offsets = np.empty((len(lengths), 2 ** int(lengths.max()) + 1), np.int32)
-    ids = np.empty((len(lengths), 4), np.int32)
+    ids = np.empty((len(lengths), len(words)), np.int32)
     for u in range(len(lengths)):
         _build_table(words, starts[u], lengths[u], offsets[u], ids[u])
-    plan = probe_plan(1, len(lengths))
-    for by_dist in (False, True):
-        _search_block(
-            words, words, starts, lengths, plan, offsets, ids,
-            1, True, 0, 4, by_dist,
-            np.empty(8, np.int64), np.empty(8, np.int32), np.empty(5, np.int64),
-        )  # fmt: skip
+    return starts, lengths, offsets, ids
+
+
+def _database_kinds():
+    """(query words, database words) of each kind numba compiles apart: a
+    database mapped read-only (``mmap_mode="r"``) has read-only words, and so
+    do its queries when it queries itself."""
+    words = np.zeros((4, 1), np.uint64)
+    mapped = read_only(words)
+    return [(words, words), (words, mapped), (mapped, mapped)]
+
+
+def _first_calls():
+    for query_words, words in _database_kinds():
+        starts, lengths, offsets, ids = _first_tables(words)
+        plan = probe_plan(1, len(lengths))
+        for by_dist in (False, True):
+            _search_block(
+                query_words, words, starts, lengths, plan, offsets, ids,
+                1, True, 0, 4, by_dist,
+                np.empty(8, np.int64), np.empty(8, np.int32), np.empty(5, np.int64),
+            )  # fmt: skip
 
 
 def _first_knn_call():
-    words = np.zeros((4, 1), np.uint64)
-    starts, lengths = _layout(1, 4)
-    offsets = np.empty((len(lengths), 2 ** int(lengths.max()) + 1), np.int32)
-    ids = np.empty((len(lengths), 4), np.int32)
-    for u in range(len(lengths)):
-        _build_table(words, starts[u], lengths[u], offsets[u], ids[u])
-    _knn_block(
-        words, words, starts, lengths, offsets, ids, 1, True, 0, 4, np.inf,
-        np.empty((4, 1), np.int32), np.empty((4, 1), np.int64), np.zeros(4, bool),
-    )  # fmt: skip
+    for query_words, words in _database_kinds():
+        starts, lengths, offsets, ids = _first_tables(words)
+        _knn_block(
+            query_words, words, starts, lengths, offsets, ids, 1, True, 0, 4, np.inf,
+            np.empty((4, 1), np.int32), np.empty((4, 1), np.int64), np.zeros(4, bool),
+        )  # fmt: skip

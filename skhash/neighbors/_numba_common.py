@@ -119,6 +119,15 @@ def chunk_size(n_words):
     return max(SUBCHUNK, CHUNK_BYTES // (8 * n_words) // SUBCHUNK * SUBCHUNK)
 
 
+def read_only(array):
+    """A read-only view of ``array``: numba compiles a kernel once more for
+    read-only arguments (a database mapped with ``mmap_mode="r"``), so the
+    warm-ups call each kernel with both kinds."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 def compile_once(name, kernel, call):
     """Run ``call()`` (a first call of ``kernel``) once per process, timed.
 

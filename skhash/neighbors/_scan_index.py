@@ -10,7 +10,7 @@ import functools
 import numpy as np
 
 from ._index import SearchIndex
-from ._numba_common import chunk_size, compile_once
+from ._numba_common import chunk_size, compile_once, read_only
 from ._numba_knn import knn_block
 from ._numba_radius import radius_block
 from ._threads import join_blocks, query_blocks, run_blocks
@@ -60,13 +60,20 @@ class ScanIndex(SearchIndex):
         words_t = np.ascontiguousarray(words.T)
         dist = np.empty((3, 1), np.int32)
         ind = np.empty((3, 1), np.int64)
+
+        def first_calls(kernel, *args):
+            # A database mapped read-only queries itself with read-only words,
+            # which numba compiles separately: both kinds now, not mid-search.
+            for query_words in (words, read_only(words)):
+                kernel(query_words, words_t, *args)
+
         compile_once(
             "knn_block",
             knn_block,
-            lambda: knn_block(words, words_t, 1, True, 0, 3, 8, dist, ind),
+            lambda: first_calls(knn_block, 1, True, 0, 3, 8, dist, ind),
         )
         compile_once(
             "radius_block",
             radius_block,
-            lambda: radius_block(words, words_t, 1, True, 0, 3, 8, True),
+            lambda: first_calls(radius_block, 1, True, 0, 3, 8, True),
         )

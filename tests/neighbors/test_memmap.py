@@ -61,3 +61,27 @@ def test_mapped_database_is_not_copied(tmp_path):
     assert _anonymous_bytes() - before < 16 * 2**20
     np.testing.assert_array_equal(indices[:, 0], np.arange(5))
     assert (distances[:, 0] == 0).all()
+
+
+def test_warm_up_compiles_what_a_mapped_database_needs(tmp_path):
+    # Read-only arrays are a numba specialisation of their own (~50 s to
+    # compile cold): warm_up must leave no kernel to compile for a database
+    # mapped read-only, whichever search it runs.
+    from skhash.neighbors import _multi_index, _numba_knn, _numba_radius, warm_up
+
+    kernels = [
+        _numba_knn.knn_block,
+        _numba_radius.radius_block,
+        _multi_index._build_table,
+        _multi_index._search_block,
+        _multi_index._knn_block,
+    ]
+    warm_up()
+    compiled = [len(kernel.signatures) for kernel in kernels]
+    codes = np.random.default_rng(1).integers(0, 256, (500, 16), np.uint8)
+    for algorithm in ("brute", "multi_index"):
+        nn = HammingNeighbors(algorithm=algorithm).fit(_mapped(tmp_path, codes))
+        for X in (codes[:3], None):
+            nn.kneighbors(X)
+            nn.radius_neighbors(X, radius=2)
+    assert [len(kernel.signatures) for kernel in kernels] == compiled

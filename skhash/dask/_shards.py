@@ -20,10 +20,6 @@ from ..neighbors._index import drop_self
 PAIR_COLUMNS = {"left": np.int64, "right": np.int64, "distance": np.int32}
 # Distance of the padding of a shard's rows: past any real distance.
 PAD = np.iinfo(np.int32).max
-# Time of a multi-index k-nearest search over that of a radius search at the
-# k-th distance: 1.6 to 2.4 measured (10^6 and 5 * 10^6 clustered 64-bit
-# codes, k = 10; the candidates' checks cost more).
-KNN_OVER_RADIUS = 2.0
 
 
 @sizeof.register(SingleHammingNeighbors)
@@ -81,7 +77,7 @@ def search_costs(shard):
     ``MultiIndex.estimated_cost``; within 1.5x of the time measured on
     clustered codes). The k-nearest search probes the buckets of a radius
     search at its k-th distance, each candidate costing more:
-    ``KNN_OVER_RADIUS`` times that radius search. Under ``"auto"`` either
+    ``MultiIndex.knn_over_radius`` times that radius search. Under ``"auto"`` either
     search scans when the index would cost more; a shard that never uses the
     index scans at every radius.
     """
@@ -91,7 +87,7 @@ def search_costs(shard):
         return np.full(n_bits + 1, scan), np.full(n_bits + 1, scan), scan
     index = shard._engine("multi_index")
     radius = np.array([index.estimated_cost(r)[0] for r in range(n_bits + 1)])
-    knn = KNN_OVER_RADIUS * radius
+    knn = index.knn_over_radius * radius
     if shard.algorithm == "auto":
         radius, knn = np.minimum(radius, scan), np.minimum(knn, scan)
     return radius, knn, scan

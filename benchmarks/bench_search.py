@@ -167,7 +167,7 @@ def bench_knn(rows, database, queries, n_bits, ks, threads, args, faiss):
     for n_jobs in threads:
         nn = HammingNeighbors(n_jobs=n_jobs).fit(database)
         nn.kneighbors(queries[:2], 2)  # word-major copy of the database
-        limit = popcount_limit_ns(nn._engines["numba"].words_t, n_jobs, n_codes)
+        limit = popcount_limit_ns(nn.index_._engines["numba"].words_t, n_jobs, n_codes)
         for k in ks:
             s_time, s_mem, (s_dist, _) = timed(
                 lambda nn=nn, k=k: nn.kneighbors(queries, k)
@@ -237,12 +237,12 @@ def bench_radius(rows, database, queries, n_bits, radii, threads, faiss):
     for n_jobs in threads:
         nn = HammingNeighbors(n_jobs=n_jobs).fit(database)
         for radius in radii:
-            nn._engines.update(built)  # tables built once, reported apart
+            nn.index_._engines.update(built)  # tables built once, reported apart
             start = time.perf_counter()
-            algorithm = "multi_index" if nn._uses_multi_index(radius) else "brute"
+            algorithm = "multi_index" if nn.index_.uses_multi_index(radius) else "brute"
             nn.radius_neighbors(queries[:1], radius)
             build = time.perf_counter() - start
-            built = dict(nn._engines)
+            built = dict(nn.index_._engines)
             used = queries if algorithm == "multi_index" else queries[:n_scan]
             seconds, memory, (_, found) = timed(
                 lambda nn=nn, radius=radius, used=used: nn.radius_neighbors(

@@ -58,8 +58,9 @@ def get_trusted_types():
     Returns
     -------
     trusted_types : list of str
-        Fully qualified names of skhash's public estimators, sorted; pass them
-        as ``skops.io.load(file, trusted=...)``.
+        Fully qualified names of skhash's public estimators and of the
+        search core a fitted ``HammingNeighbors`` keeps, sorted; pass them as
+        ``skops.io.load(file, trusted=...)``.
 
     See Also
     --------
@@ -79,6 +80,7 @@ def get_trusted_types():
      'skhash.deep._greedyhash.GreedyHashHasher',
      'skhash.deep._hashnet.HashNetHasher',
      'skhash.deep._orthohash.OrthoHashHasher',
+     'skhash.neighbors._hamming_index.HammingIndex',
      'skhash.neighbors._hamming_neighbors.HammingNeighbors']
     """
     from sklearn.base import BaseEstimator
@@ -88,11 +90,17 @@ def get_trusted_types():
     # The public estimators are exactly the top-level estimator classes (the
     # common tests check that), and listing them imports neither torch nor
     # numba, unlike walking every module.
+    from skhash.neighbors import HammingIndex
+
     public = (getattr(skhash, name) for name in skhash.__all__)
-    return sorted(
-        f"{cls.__module__}.{cls.__name__}"
+    estimators = [
+        cls
         for cls in public
         if isinstance(cls, type) and issubclass(cls, BaseEstimator)
+    ]
+    # The search core is no estimator, but a fitted HammingNeighbors keeps one.
+    return sorted(
+        f"{cls.__module__}.{cls.__name__}" for cls in [*estimators, HammingIndex]
     )
 
 

@@ -102,8 +102,11 @@ def _assert_safe_file(data):
     assert ("builtins", "bytes") not in types
 
 
-def test_trusted_types_are_exactly_the_public_estimators():
+def test_trusted_types_are_exactly_the_public_estimators_and_the_search_core():
+    from skhash.neighbors import HammingIndex
+
     expected = {f"{cls.__module__}.{cls.__name__}" for _, cls in ESTIMATORS}
+    expected.add(f"{HammingIndex.__module__}.{HammingIndex.__name__}")
     trusted = get_trusted_types()
     assert trusted == sorted(expected)
 
@@ -149,7 +152,7 @@ def test_hamming_neighbors_with_labels(labels, codes):
     nn = HammingNeighbors(n_neighbors=4, radius=3, algorithm="multi_index")
     nn.fit(codes, y).radius_neighbors(codes[:5])
     # Derived search structures exist before saving; they are rebuilt, not saved.
-    assert nn._engines
+    assert nn.index_._engines
     expected = _outputs(nn, (codes, y))
     data = sio.dumps(nn)
     _assert_safe_file(data)

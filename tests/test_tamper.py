@@ -46,10 +46,14 @@ from sklearn.datasets import load_digits
 import skhash
 from skhash import HammingNeighbors, LSHHasher
 from skhash.base import BaseHasher
+from skhash.neighbors import HammingIndex
 from skhash.persistence import dump
 from skhash.utils import all_estimators
 
 FORMATS = ["pickle", "skops"]
+# Objects whose saved state is walked into: estimators, and the search core
+# a HammingNeighbors keeps.
+SAVED_OBJECTS = (BaseEstimator, HammingIndex)
 NEIGHBORS = ["HammingNeighbors-64bit", "HammingNeighbors-128bit"]
 VARIANTS = [name for name, _ in all_estimators() if name != "HammingNeighbors"]
 VARIANTS += NEIGHBORS
@@ -89,7 +93,7 @@ def _fitted(variant):
     nn.radius_neighbors(codes, radius=2)
     if n_bits == 64:  # every table
         nn.kneighbors(codes)
-    assert "_multi_index_tables" in nn.__getstate__()
+    assert "multi_index_tables" in nn.index_.__getstate__()
     return nn, {"queries": codes[:10], "labels": y[:10]}
 
 
@@ -163,11 +167,11 @@ def _state(estimator):
 
 def _saved_arrays(value, path=()):
     """(path, array) of every array an object saves. Paths step through dict
-    keys and list indices; an estimator's state takes no step."""
+    keys and list indices; an estimator's (or index's) state takes no step."""
     if isinstance(value, (np.ndarray, np.generic)):  # skops: both are .npy
         if value.dtype != object:
             yield path, np.asarray(value)
-    elif isinstance(value, BaseEstimator):
+    elif isinstance(value, SAVED_OBJECTS):
         yield from _saved_arrays(_state(value)[1], path)
     elif isinstance(value, dict):
         for key, item in value.items():
@@ -181,7 +185,7 @@ def _replaced(value, path, array):
     """What pickles as ``value`` with ``array`` at ``path``."""
     if not path:
         return array
-    if isinstance(value, BaseEstimator):
+    if isinstance(value, SAVED_OBJECTS):
         reduced, state = _state(value)
         assert reduced[0] is copyreg.__newobj__ and not any(reduced[3:])
         # Pickle refuses __newobj__ from another class's reduction.
@@ -538,7 +542,7 @@ def tampered(request, tmp_path_factory):
     variants = {
         item.callspec.params["variant"]
         for item in request.session.items
-        if item.module is request.module
+        if getattr(item, "module", None) is request.module
         and hasattr(item, "callspec")
         and "variant" in item.callspec.params
     }

@@ -7,22 +7,14 @@ import dask.array as da
 import numpy as np
 from dask import delayed
 from dask.base import is_dask_collection
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import _fit_context
 from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.validation import check_is_fitted
 
 from .._supervision import check_labels
-from ..codes import check_codes_dtype
-from ..neighbors import HammingNeighbors as SingleHammingNeighbors
-from ..neighbors._hamming_neighbors import (
-    _check_mode,
-    _split,
-    knn_graph,
-    radius_graph,
-    vote,
-)
+from ..codes import check_codes, check_codes_dtype
+from ..neighbors._base import NeighborsBase, split_runs, vote
 from ..neighbors._index import drop_self, resolve
-from ..utils._param_validation import check_count
 from . import _shards
 from ._collections import aligned_labels, as_row_blocks
 from ._placement import build_shards
@@ -39,7 +31,7 @@ _SAMPLE_K = 64
 _ROUND_COST = 2.0**26
 
 
-class HammingNeighbors(BaseEstimator):
+class HammingNeighbors(NeighborsBase):
     """:class:`skhash.HammingNeighbors` over a database sharded across workers.
 
     The row blocks of the codes given to :meth:`fit` make one
@@ -154,11 +146,6 @@ class HammingNeighbors(BaseEstimator):
            [1, 2]])
     """
 
-    _parameter_constraints: dict = dict(SingleHammingNeighbors._parameter_constraints)
-
-    # The parameters of the single-machine class, by construction.
-    __init__ = SingleHammingNeighbors.__init__
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Build one shard per worker, of consecutive row blocks, on that worker.
@@ -189,7 +176,9 @@ class HammingNeighbors(BaseEstimator):
             labels = _label_blocks(
                 y, row_chunks, "X has {n_codes} codes but y has {n_labels} labels."
             )
-        shards, starts = build_shards(codes, labels, self.get_params())
+        options = ("algorithm", "backend", "device", "n_jobs")
+        params = {name: getattr(self, name) for name in options}
+        shards, starts = build_shards(codes, labels, params)
         # Persisted: the shards stay where they were built (futures under
         # distributed); only their descriptions come back.
         shards = list(dask.persist(*shards))
@@ -263,12 +252,8 @@ class HammingNeighbors(BaseEstimator):
                 codes = delayed(_shards.shard_rows)(self._shards[s], rows)
                 blocks.append((codes, (s, own_start), size))
             return blocks, self._fit_lazy
-        if not is_dask_collection(X):
-            # The single-machine validation, on the same fitted attributes.
-            codes = SingleHammingNeighbors._validate_codes(self, X, reset=False)
-            # Delayed once, so that the tasks of every shard share one copy.
-            return [(delayed(codes), None, len(codes))], False
-        codes = as_row_blocks(X, "X")
+        lazy = is_dask_collection(X)
+        codes = as_row_blocks(X, "X") if lazy else check_codes(X, name="X")
         if codes.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {codes.shape[1]} features, but {type(self).__name__} is "
@@ -278,6 +263,9 @@ class HammingNeighbors(BaseEstimator):
             raise ValueError(
                 "Found array with 0 sample(s) while a minimum of 1 is required."
             )
+        if not lazy:
+            # Delayed once, so that the tasks of every shard share one copy.
+            return [(delayed(codes), None, len(codes))], False
         check_codes_dtype(codes.dtype, "X")
         # Their values are checked where they are searched, by the shards.
         blocks = codes.to_delayed().ravel()
@@ -355,17 +343,8 @@ class HammingNeighbors(BaseEstimator):
 
     def _kneighbors(self, X, blocks, n_neighbors, with_labels):
         """Lazy (distances, indices, neighbour labels) of the query blocks."""
-        k = check_count(
-            self.n_neighbors if n_neighbors is None else n_neighbors, "n_neighbors"
-        )
         n_queries = sum(n for _, _, n in blocks)
-        available = self.n_samples_fit_ - (X is None)
-        if k > available:
-            relation = "<" if X is None else "<="
-            raise ValueError(
-                f"Expected n_neighbors {relation} n_samples_fit, but n_neighbors = "
-                f"{k}, n_samples_fit = {self.n_samples_fit_}, n_samples = {n_queries}"
-            )
+        k = self._check_n_neighbors(n_neighbors, n_queries, X is None)
 
         merged, plans = [], {}  # plans: the radii for each block size
         for codes, own, n_rows in blocks:
@@ -452,21 +431,22 @@ class HammingNeighbors(BaseEstimator):
         neigh_ind : ndarray or dask array of shape (n_queries,), dtype object
             Per query, an array of global database indices.
         """
-        if sort_results and not return_distance:  # as skhash.HammingNeighbors
-            raise ValueError("return_distance must be True if sort_results is True.")
+        self._check_sort(sort_results, return_distance)
         blocks, lazy = self._query_blocks(X)
         merged = self._radius_neighbors(blocks, radius, sort_results)
         if not lazy:
             distances, indices, indptr = self._gather_csr(merged)
-            indices = _split(indices, indptr)
-            return (_split(distances, indptr), indices) if return_distance else indices
+            indices = split_runs(indices, indptr)
+            if not return_distance:
+                return indices
+            return split_runs(distances, indptr), indices
         results = [
             _rows([_objects(p, i) for p in merged], blocks, (), object) for i in (0, 1)
         ]
         return tuple(results) if return_distance else results[1]
 
     def _radius_neighbors(self, blocks, radius, sort_results):
-        radius = SingleHammingNeighbors._check_radius(self, radius)
+        radius = self._check_radius(radius)
 
         def search(shard, codes, offset, own_start):
             return delayed(_shards.shard_radius)(
@@ -491,59 +471,13 @@ class HammingNeighbors(BaseEstimator):
             np.concatenate(indptr),
         )
 
-    def kneighbors_graph(self, X=None, n_neighbors=None, mode="connectivity"):
-        """Sparse graph of the k nearest neighbours.
+    @staticmethod
+    def _compute(*answers):
+        return dask.compute(*answers)
 
-        As :meth:`skhash.HammingNeighbors.kneighbors_graph`; computed, whatever
-        the queries.
-
-        Parameters
-        ----------
-        X : array-like or dask array of shape (n_queries, n_bytes), default=None
-            Query codes; ``None`` uses the database, excluding each code itself.
-        n_neighbors : int, default=None
-            Number of neighbours; defaults to the constructor's.
-        mode : {"connectivity", "distance"}, default="connectivity"
-            Ones, or Hamming distances (explicit zeros are kept).
-
-        Returns
-        -------
-        graph : sparse matrix of shape (n_queries, n_samples_fit)
-            CSR matrix.
-        """
-        _check_mode(mode)
-        distances, indices = dask.compute(*self.kneighbors(X, n_neighbors))
-        return knn_graph(distances, indices, self.n_samples_fit_, mode)
-
-    def radius_neighbors_graph(
-        self, X=None, radius=None, mode="connectivity", sort_results=False
-    ):
-        """Sparse graph of the neighbours within a Hamming radius.
-
-        As :meth:`skhash.HammingNeighbors.radius_neighbors_graph`; computed,
-        whatever the queries.
-
-        Parameters
-        ----------
-        X : array-like or dask array of shape (n_queries, n_bytes), default=None
-            Query codes; ``None`` uses the database, excluding each code itself.
-        radius : int, default=None
-            Hamming radius; defaults to the constructor's.
-        mode : {"connectivity", "distance"}, default="connectivity"
-            Ones, or Hamming distances (explicit zeros are kept).
-        sort_results : bool, default=False
-            Order each row's entries by (distance, index).
-
-        Returns
-        -------
-        graph : sparse matrix of shape (n_queries, n_samples_fit)
-            CSR matrix.
-        """
-        _check_mode(mode)
+    def _radius_csr(self, X, radius, sort_results):
         blocks, _ = self._query_blocks(X)
-        merged = self._radius_neighbors(blocks, radius, sort_results)
-        distances, indices, indptr = self._gather_csr(merged)
-        return radius_graph(distances, indices, indptr, self.n_samples_fit_, mode)
+        return self._gather_csr(self._radius_neighbors(blocks, radius, sort_results))
 
     def predict(self, X):
         """Labels voted by the ``n_neighbors`` nearest database codes.
@@ -626,13 +560,8 @@ class HammingNeighbors(BaseEstimator):
         ]
         return float(np.mean(np.concatenate(average_precision)))
 
-    def _check_fitted_with_y(self, method):
-        check_is_fitted(self)
-        if self._labels is None:
-            raise ValueError(
-                f"{method}() needs the database labels: fit HammingNeighbors with "
-                "fit(codes, y)."
-            )
+    def _has_labels(self):
+        return self._labels is not None
 
 
 def plan_radii(kth, last, costs, scan, round_cost):
@@ -747,4 +676,4 @@ def _item(part, i):
 
 def _objects(part, i):
     """Per-query object array of item ``i`` of a merged CSR triple."""
-    return None if part is None else delayed(_split)(part[i], part[2])
+    return None if part is None else delayed(split_runs)(part[i], part[2])

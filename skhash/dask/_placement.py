@@ -12,7 +12,7 @@ from . import _shards
 def build_shards(codes, labels, params):
     """Delayed shards of a Dask array of codes, and their first rows.
 
-    One ``skhash.HammingNeighbors(**params)`` per worker (one in all under a
+    One ``skhash.neighbors.HammingIndex(..., **params)`` per worker (one in all under a
     local scheduler) over a run of consecutive non-empty blocks, about as
     many codes each (see :func:`_groups`), with ``labels`` (one block per
     row block) when not empty. Each is built on its own worker or, if that

@@ -1,10 +1,10 @@
 """What runs on the workers: shards of a database, their searches, the merges.
 
-A shard is an ordinary :class:`skhash.HammingNeighbors` over consecutive row
-blocks of the database. It answers in its own row numbers; the functions here
-add its global offset, so every merge compares global indices. Each function
-takes and returns plain NumPy arrays, small next to a shard: only they cross
-the network.
+A shard is a :class:`skhash.neighbors.HammingIndex` over consecutive row
+blocks of the database, driven through its public methods only. It answers in
+its own row numbers; the functions here add its global offset, so every merge
+compares global indices. Each function takes and returns plain NumPy arrays,
+small next to a shard: only they cross the network.
 """
 
 import numpy as np
@@ -14,95 +14,46 @@ from dask.sizeof import sizeof
 from .._ranking import distance_block, query_batches
 from .._supervision import check_labels, relevance
 from ..codes import as_words
-from ..neighbors import HammingNeighbors as SingleHammingNeighbors
-from ..neighbors._index import drop_self
+from ..neighbors import HammingIndex
 
 PAIR_COLUMNS = {"left": np.int64, "right": np.int64, "distance": np.int32}
 # Distance of the padding of a shard's rows: past any real distance.
 PAD = np.iinfo(np.int32).max
 
 
-@sizeof.register(SingleHammingNeighbors)
+@sizeof.register(HammingIndex)
 def _sizeof_shard(shard):
     # Dask's default guess for an object is a few dozen bytes, so the scheduler
     # would rather move a shard to its queries than the queries to it.
-    arrays = [getattr(shard, "_fit_X", None), getattr(shard, "_fit_y", None)]
-    for engine in getattr(shard, "_engines", {}).values():
-        arrays.extend(vars(engine).values())
-    return 1000 + sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+    return 1000 + shard.nbytes
 
 
 def build_shard(params, n_blocks, *blocks):
-    """A fitted ``skhash.HammingNeighbors`` over consecutive row blocks, its
-    engines built. ``blocks`` are the ``n_blocks`` blocks of codes, then their
-    labels' blocks if any (arguments, not lists: see
-    ``HammingNeighbors._search``).
-
-    One search on each engine the shard may use compiles the kernels and fills
-    the multi-index tables here, on the worker that keeps the shard, rather
-    than in the first real search. The engines are searched directly so that
-    the warm-up leaves the estimator's ``"auto"`` choices untouched.
-    """
+    """A :class:`HammingIndex` over consecutive row blocks, its kernels
+    compiled and its tables filled here, on the worker that keeps it, rather
+    than in the first search. ``params`` are its keyword arguments;
+    ``blocks`` are the ``n_blocks`` blocks of codes, then their labels' blocks
+    if any (arguments, not lists: see ``HammingNeighbors._search``)."""
     codes = np.concatenate(blocks[:n_blocks])
     labels = np.concatenate(blocks[n_blocks:]) if len(blocks) > n_blocks else None
-    shard = SingleHammingNeighbors(**params).fit(codes, labels)
-    probe = shard.get_database()[0][:1]
-    names = [shard.backend_]
-    if uses_multi_index(shard):
-        names.append("multi_index")
-    for name in names:
-        engine = shard._engine(name)
-        engine.kneighbors(probe, 1, n_jobs=1)
-        engine.radius_neighbors(probe, 0, n_jobs=1, by_dist=False)
-    return shard
+    return HammingIndex(codes, labels, **params).prepare()
 
 
 def describe(shard):
     """What the client needs to know of a built shard: its labels and the
-    cost of its searches (see :func:`search_costs`)."""
-    _, labels = shard.get_database()
+    cost of its searches (see ``HammingIndex.search_costs``)."""
+    labels = shard.labels
+    one_d = labels is not None and labels.ndim == 1
     return {
         "labels": None if labels is None else (labels.shape[1:], labels.dtype),
-        "classes": getattr(shard, "classes_", None),
-        "costs": search_costs(shard),
+        "classes": np.unique(labels) if one_d else None,
+        "costs": shard.search_costs(),
     }
-
-
-def search_costs(shard):
-    """Estimated costs of one query, in scanned words: the shard's radius
-    search at each radius ``0..8 * n_bytes``, its k nearest when the k-th is
-    at each of these distances, and a scan.
-
-    The radius estimates are the multi-index ones (see
-    ``MultiIndex.estimated_cost``; within 1.5x of the time measured on
-    clustered codes). The k-nearest search probes the buckets of a radius
-    search at its k-th distance, each candidate costing more:
-    ``MultiIndex.knn_over_radius`` times that radius search. Under ``"auto"`` either
-    search scans when the index would cost more; a shard that never uses the
-    index scans at every radius.
-    """
-    n_bits = 8 * shard.n_features_in_
-    scan = float(shard.n_samples_fit_ * -(-shard.n_features_in_ // 8))
-    if not uses_multi_index(shard):
-        return np.full(n_bits + 1, scan), np.full(n_bits + 1, scan), scan
-    index = shard._engine("multi_index")
-    radius = np.array([index.estimated_cost(r)[0] for r in range(n_bits + 1)])
-    knn = index.knn_over_radius * radius
-    if shard.algorithm == "auto":
-        radius, knn = np.minimum(radius, scan), np.minimum(knn, scan)
-    return radius, knn, scan
-
-
-def uses_multi_index(shard):
-    """Whether the shard's searches may go through its multi-index tables."""
-    return shard.algorithm == "multi_index" or (
-        shard.algorithm == "auto" and shard.backend_ == "numba"
-    )
 
 
 def shard_rows(shard, rows):
     """The shard's codes at (local) ``rows``: a block of queries, or a sample."""
-    return shard.get_database()[0][rows]
+    return shard.codes[rows]
 
 
 def stack(*blocks):
@@ -114,9 +65,8 @@ def stack(*blocks):
 def sample_kneighbors(shard, sample, k, offset):
     """The sample's ``k`` nearest in the shard (fewer if it is smaller), global
     indices, by a scan: the shard's multi-index state is left as it is."""
-    k = min(k, shard.n_samples_fit_)
-    engine = shard._engine(shard.backend_)
-    distances, indices = engine.kneighbors(sample, k, n_jobs=shard._n_threads())
+    k = min(k, shard.n_codes)
+    distances, indices = shard.kneighbors(sample, k, algorithm="brute")
     return distances, indices + offset
 
 
@@ -134,13 +84,11 @@ def shard_kneighbors(shard, queries, offset, own_start, rows, k, with_labels):
     the query ``rows`` (``None``: all)."""
     queries = _pending(shard, queries, rows)
     own = _own_rows(own_start, rows, len(queries))
-    k = min(k, shard.n_samples_fit_ - (own is not None))
+    k = min(k, shard.n_codes - (own is not None))
     if k == 0 or len(queries) == 0:  # a shard of one code, queried by that code
         distances, indices = _nothing(len(queries), k)
-    elif own is None:
-        distances, indices = shard.kneighbors(queries, k)
     else:
-        distances, indices = drop_self(*shard.kneighbors(queries, k + 1), own)
+        distances, indices = shard.kneighbors(queries, k, exclude=own)
     return distances, indices + offset, _labels_of(shard, indices, with_labels)
 
 
@@ -156,14 +104,14 @@ def shard_within(shard, queries, offset, own_start, rows, radius, k, with_labels
     if len(queries) == 0:
         distances, indices = _nothing(0, 0)
         return distances, indices, _labels_of(shard, indices, with_labels)
-    found = shard._radius_neighbors(queries, radius, True)
-    found = _drop_own(*found, _own_rows(own_start, rows, len(queries)))
+    own = _own_rows(own_start, rows, len(queries))
+    found = shard.radius_neighbors(queries, radius, exclude=own, sort=True)
     distances, indices = _first_of_runs(*found, k)
     return distances, indices + offset, _labels_of(shard, indices, with_labels)
 
 
 def _pending(shard, queries, rows):
-    queries = shard._queries(queries)  # checked before taking rows
+    queries = shard.check_queries(queries)  # checked before taking rows
     return queries if rows is None else queries[rows]
 
 
@@ -172,15 +120,6 @@ def _own_rows(own_start, rows, n_queries):
     if own_start is None:
         return None
     return own_start + (np.arange(n_queries) if rows is None else np.asarray(rows))
-
-
-def _drop_own(distances, indices, indptr, own):
-    """A radius search's CSR triple less each query's own row (if ``own``)."""
-    if own is None:
-        return distances, indices, indptr
-    query_of = np.repeat(np.arange(len(own)), np.diff(indptr))
-    keep = indices != own[query_of]
-    return distances[keep], indices[keep], _indptr(query_of[keep], len(own))
 
 
 def merge_within(k, radius, n_rows, state, rows, *parts):
@@ -223,13 +162,7 @@ def _nothing(n_queries, k):
 
 
 def _labels_of(shard, indices, with_labels):
-    return shard.get_database()[1][indices] if with_labels else None
-
-
-def _indptr(query_of, n_queries):
-    indptr = np.zeros(n_queries + 1, np.int64)
-    np.cumsum(np.bincount(query_of, minlength=n_queries), out=indptr[1:])
-    return indptr
+    return shard.labels[indices] if with_labels else None
 
 
 def _first_of_runs(distances, indices, indptr, k):
@@ -271,11 +204,10 @@ def merge_kneighbors(k, *parts):
 
 def shard_radius(shard, queries, radius, offset, by_dist, own_start=None):
     """The CSR triple (distances, global indices, indptr) of a radius search."""
-    queries = shard._queries(queries)  # validated as the shard validates its own
-    found = shard._radius_neighbors(queries, radius, by_dist)
-    distances, indices, indptr = _drop_own(
-        *found, _own_rows(own_start, None, len(queries))
-    )
+    queries = shard.check_queries(queries)
+    own = _own_rows(own_start, None, len(queries))
+    found = shard.radius_neighbors(queries, radius, exclude=own, sort=by_dist)
+    distances, indices, indptr = found
     return distances, indices + offset, indptr
 
 
@@ -319,9 +251,9 @@ def shard_pairs(shard, queries, radius, left_offset, right_offset, upper):
 
 def _ranked(shard, queries, labels):
     """Batches of (rows, distances, relevance) of the queries to the shard."""
-    queries = shard._queries(queries)
+    queries = shard.check_queries(queries)
     labels = check_labels(labels)
-    codes, database_labels = shard.get_database()
+    codes, database_labels = shard.codes, shard.labels
     query_words, words = as_words(queries), as_words(codes)
     for rows in query_batches(len(queries), len(codes)):
         distances = distance_block(query_words, words, rows)

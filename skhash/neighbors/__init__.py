@@ -1,8 +1,9 @@
 """Nearest-neighbour search in Hamming space."""
 
+from ._hamming_index import HammingIndex
 from ._hamming_neighbors import HammingNeighbors
 
-__all__ = ["HammingNeighbors", "warm_up"]
+__all__ = ["HammingIndex", "HammingNeighbors", "warm_up"]
 
 
 def warm_up():

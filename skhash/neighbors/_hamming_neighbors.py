@@ -1,26 +1,17 @@
 """Exact nearest-neighbour search in Hamming space over packed codes."""
 
-import threading
-from numbers import Integral
-
 import numpy as np
-from joblib import effective_n_jobs
-from scipy.sparse import csr_matrix
-from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils._param_validation import StrOptions
+from sklearn.base import _fit_context
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._supervision import check_labels
 from ..codes import check_codes_dtype
-from ..utils._param_validation import Interval, check_count
-from ._index import drop_self, engine_class, resolve
-from ._snapshot import Snapshot
-from ._threads import max_threads
+from ._base import NeighborsBase, split_runs, vote
+from ._hamming_index import HammingIndex
 
 __all__ = ["HammingNeighbors"]
 
 
-class HammingNeighbors(BaseEstimator):
+class HammingNeighbors(NeighborsBase):
     """Exact k-nearest and radius neighbours of packed binary codes.
 
     Shaped like :class:`sklearn.neighbors.NearestNeighbors`, with the Hamming
@@ -77,6 +68,8 @@ class HammingNeighbors(BaseEstimator):
         The backend in use: ``"numba"``, ``"numpy"``, ``"faiss"`` or ``"torch"``.
     device_ : str
         The device of the search: ``"cpu"`` or ``"cuda"``.
+    index_ : HammingIndex
+        The search core over the codes (see :class:`skhash.neighbors.HammingIndex`).
 
     See Also
     --------
@@ -142,36 +135,6 @@ class HammingNeighbors(BaseEstimator):
     (array([[1, 2]], dtype=int32), array([[2, 0]]))
     """
 
-    _parameter_constraints: dict = {
-        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "radius": [Interval(Integral, 0, None, closed="left")],
-        "algorithm": [StrOptions({"auto", "brute", "multi_index"})],
-        "backend": [StrOptions({"auto", "numba", "numpy", "faiss", "torch"})],
-        "device": [StrOptions({"auto", "cpu", "cuda"})],
-        "n_jobs": [
-            Interval(Integral, None, -1, closed="right"),
-            Interval(Integral, 1, None, closed="left"),
-            None,
-        ],
-    }
-
-    def __init__(
-        self,
-        n_neighbors=5,
-        radius=2,
-        *,
-        algorithm="auto",
-        backend="auto",
-        device="auto",
-        n_jobs=None,
-    ):
-        self.n_neighbors = n_neighbors
-        self.radius = radius
-        self.algorithm = algorithm
-        self.backend = backend
-        self.device = device
-        self.n_jobs = n_jobs
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Index a database of codes.
@@ -196,25 +159,16 @@ class HammingNeighbors(BaseEstimator):
         self : HammingNeighbors
             The fitted estimator.
         """
-        self.backend_, self.device_ = resolve(self.backend, self.device)
-        self._fit_X = self._validate_codes(X, reset=True)
-        self.n_samples_fit_ = len(self._fit_X)
-        self._snapshot = Snapshot(self._fit_X)
-        # Search engines over _fit_X (see _index.py), built on first use and
-        # never pickled. The lock lets threads searching one fitted object
-        # build each just once.
-        self._engines = {}
-        self._engines_lock = threading.Lock()
-        self._fit_y = None
-        if y is not None:
-            y = check_labels(y)
-            if len(y) != self.n_samples_fit_:
-                raise ValueError(
-                    f"X has {self.n_samples_fit_} codes but y has {len(y)} labels."
-                )
-            self._fit_y = y
-            if y.ndim == 1:
-                self.classes_ = np.unique(y)
+        codes = self._validate_codes(X, reset=True)
+        self.index_ = HammingIndex(
+            codes, y, algorithm=self.algorithm, backend=self.backend,
+            device=self.device, n_jobs=self.n_jobs,
+        )  # fmt: skip
+        self.backend_, self.device_ = self.index_.backend, self.index_.device
+        self.n_samples_fit_ = self.index_.n_codes
+        labels = self.index_.labels
+        if labels is not None and labels.ndim == 1:
+            self.classes_ = np.unique(labels)
         return self
 
     def _validate_codes(self, X, *, reset):
@@ -227,30 +181,18 @@ class HammingNeighbors(BaseEstimator):
         check_codes_dtype(X.dtype, "X")
         return X
 
-    def _queries(self, X):
-        """Validated query codes, or None when the database queries itself."""
+    def _search(self, X):
+        """(queries, exclude) of a search: the database with each code's own
+        row excluded when X is None, else the validated queries."""
         check_is_fitted(self)
-        return None if X is None else self._validate_codes(X, reset=False)
+        if X is None:
+            return self.index_.codes, np.arange(self.n_samples_fit_)
+        return self._validate_codes(X, reset=False), None
 
-    def _engine(self, name):
-        """The engine ``name`` over the database, built on first use, then kept.
-
-        Every search gets its engines here, after the check that the database
-        still holds the codes of fit (see ``_snapshot.py``).
-        """
-        self._snapshot.check(self._fit_X)
-        engine = self._engines.get(name)
-        if engine is not None:
-            return engine
-        with self._engines_lock:
-            if name not in self._engines:
-                params = {"device": self.device_} if name == "torch" else {}
-                self._engines[name] = engine_class(name)(self._fit_X, **params)
-            return self._engines[name]
-
-    def _n_threads(self):
-        # The scans are compute-bound: threads beyond the processors only wait.
-        return min(effective_n_jobs(self.n_jobs), max_threads())
+    def _options(self):
+        # Read at each search, as scikit-learn reads n_jobs, so that
+        # set_params after fit applies.
+        return {"algorithm": self.algorithm, "n_jobs": self.n_jobs}
 
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
         """Find the k nearest codes of each query.
@@ -273,65 +215,12 @@ class HammingNeighbors(BaseEstimator):
         neigh_ind : ndarray of shape (n_queries, n_neighbors)
             Database indices; equal distances in index order.
         """
-        queries = self._queries(X)
-        query_is_train = queries is None
-        n_queries = self.n_samples_fit_ if query_is_train else len(queries)
-        n_neighbors = check_count(
-            self.n_neighbors if n_neighbors is None else n_neighbors, "n_neighbors"
+        queries, exclude = self._search(X)
+        k = self._check_n_neighbors(n_neighbors, len(queries), X is None)
+        distances, indices = self.index_.kneighbors(
+            queries, k, exclude=exclude, **self._options()
         )
-        available = self.n_samples_fit_ - query_is_train
-        if n_neighbors > available:
-            relation = "<" if query_is_train else "<="
-            raise ValueError(
-                f"Expected n_neighbors {relation} n_samples_fit, but n_neighbors = "
-                f"{n_neighbors}, n_samples_fit = {self.n_samples_fit_}, "
-                f"n_samples = {n_queries}"
-            )
-        distances, indices = self._kneighbors(queries, n_neighbors)
         return (distances, indices) if return_distance else indices
-
-    def _kneighbors(self, queries, k):
-        n_jobs = self._n_threads()
-        scan = self._engine(self.backend_)
-        if self.algorithm == "brute" or (
-            self.algorithm == "auto" and self.backend_ != "numba"
-        ):
-            return scan.kneighbors(queries, k, n_jobs=n_jobs)
-        index = self._engine("multi_index")
-        if self.algorithm == "multi_index":
-            return index.kneighbors(queries, k, n_jobs=n_jobs)
-        if not index.built.all() and self._scan_is_cheaper(queries, k, index, scan):
-            return scan.kneighbors(queries, k, n_jobs=n_jobs)
-        distances, indices, left = index.kneighbors_or_leave(
-            queries, k, n_jobs=n_jobs, budget=index.scan_cost()
-        )
-        rows = np.flatnonzero(left)
-        if len(rows) == len(left):
-            return scan.kneighbors(queries, k, n_jobs=n_jobs)
-        if len(rows):  # the queries multi-index found too costly
-            if queries is None:
-                found = scan.kneighbors(self._fit_X[rows], k + 1, n_jobs=n_jobs)
-                found = drop_self(*found, rows)
-            else:
-                found = scan.kneighbors(queries[rows], k, n_jobs=n_jobs)
-            distances[rows], indices[rows] = found
-        return distances, indices
-
-    def _scan_is_cheaper(self, queries, k, index, scan):
-        """Whether a k-nearest search under "auto" should scan rather than
-        build the tables: decided on a sample of the queries, whose k-th
-        distances a scan finds (see ``MultiIndex.prefers_scan``)."""
-        if k >= index.scan_from_k:
-            return True
-        n_jobs = self._n_threads()
-        if queries is None:
-            rows = np.arange(min(self.n_samples_fit_, index.knn_sample))
-            found = scan.kneighbors(self._fit_X[rows], k + 1, n_jobs=n_jobs)
-            distances = drop_self(*found, rows)[0]
-        else:
-            sample = queries[: index.knn_sample]
-            distances = scan.kneighbors(sample, k, n_jobs=n_jobs)[0]
-        return index.prefers_scan(distances[:, -1], k)
 
     def radius_neighbors(
         self, X=None, radius=None, return_distance=True, sort_results=False
@@ -358,91 +247,19 @@ class HammingNeighbors(BaseEstimator):
         neigh_ind : ndarray of shape (n_queries,), dtype object
             Arrays of database indices.
         """
-        queries = self._queries(X)
-        radius = self._check_radius(radius)
-        if sort_results and not return_distance:
-            raise ValueError("return_distance must be True if sort_results is True.")
-
-        distances, indices, indptr = self._radius_neighbors(
-            queries, radius, sort_results
-        )
-        indices = _split(indices, indptr)
+        self._check_sort(sort_results, return_distance)
+        distances, indices, indptr = self._radius_csr(X, radius, sort_results)
+        indices = split_runs(indices, indptr)
         if not return_distance:
             return indices
-        return _split(distances, indptr), indices
+        return split_runs(distances, indptr), indices
 
-    def _check_radius(self, radius):
-        radius = check_count(
-            self.radius if radius is None else radius, "radius", minimum=0
-        )
-        # No two codes differ in more bits than a code has: a larger radius
-        # means every code, and must cost no more than that.
-        return min(radius, 8 * self.n_features_in_)
-
-    def _uses_multi_index(self, radius):
-        """Whether a radius search goes through the multi-index tables."""
-        if self.algorithm != "auto":
-            return self.algorithm == "multi_index"
-        return self.backend_ == "numba" and (
-            self._engine("multi_index").cheaper_than_scan(radius)
-        )
-
-    def _radius_neighbors(self, queries, radius, by_dist):
-        """The CSR triple (distances, indices, indptr) of the radius search."""
-        name = "multi_index" if self._uses_multi_index(radius) else self.backend_
-        return self._engine(name).radius_neighbors(
-            queries, radius, n_jobs=self._n_threads(), by_dist=by_dist
-        )
-
-    def kneighbors_graph(self, X=None, n_neighbors=None, mode="connectivity"):
-        """Sparse graph of the k nearest neighbours.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_queries, n_bytes), dtype uint8, default=None
-            Query codes; ``None`` uses the database, excluding each code itself.
-        n_neighbors : int, default=None
-            Number of neighbours; defaults to the constructor's.
-        mode : {"connectivity", "distance"}, default="connectivity"
-            Ones, or Hamming distances (explicit zeros are kept).
-
-        Returns
-        -------
-        graph : sparse matrix of shape (n_queries, n_samples_fit)
-            CSR matrix; ``graph[i, j]`` is set when ``j`` is a neighbour of ``i``.
-        """
-        _check_mode(mode)
-        distances, indices = self.kneighbors(X, n_neighbors)
-        return knn_graph(distances, indices, self.n_samples_fit_, mode)
-
-    def radius_neighbors_graph(
-        self, X=None, radius=None, mode="connectivity", sort_results=False
-    ):
-        """Sparse graph of the neighbours within a Hamming radius.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_queries, n_bytes), dtype uint8, default=None
-            Query codes; ``None`` uses the database, excluding each code itself.
-        radius : int, default=None
-            Hamming radius; defaults to the constructor's.
-        mode : {"connectivity", "distance"}, default="connectivity"
-            Ones, or Hamming distances (explicit zeros are kept).
-        sort_results : bool, default=False
-            Order each row's entries by (distance, index).
-
-        Returns
-        -------
-        graph : sparse matrix of shape (n_queries, n_samples_fit)
-            CSR matrix.
-        """
-        _check_mode(mode)
-        queries = self._queries(X)
+    def _radius_csr(self, X, radius, sort_results):
+        queries, exclude = self._search(X)
         radius = self._check_radius(radius)
-        distances, indices, indptr = self._radius_neighbors(
-            queries, radius, sort_results
+        return self.index_.radius_neighbors(
+            queries, radius, exclude=exclude, sort=sort_results, **self._options()
         )
-        return radius_graph(distances, indices, indptr, self.n_samples_fit_, mode)
 
     def predict(self, X):
         """Labels voted by the ``n_neighbors`` nearest database codes.
@@ -462,7 +279,7 @@ class HammingNeighbors(BaseEstimator):
         """
         self._check_fitted_with_y("predict")
         indices = self.kneighbors(X, return_distance=False)
-        return vote(self._fit_y[indices], getattr(self, "classes_", None))
+        return vote(self.index_.labels[indices], getattr(self, "classes_", None))
 
     def score(self, X, y):
         """Mean average precision of the queries against the fitted database.
@@ -488,7 +305,8 @@ class HammingNeighbors(BaseEstimator):
 
         self._check_fitted_with_y("score")
         X = self._validate_codes(X, reset=False)
-        return mean_average_precision(X, self._fit_X, y, self._fit_y)
+        codes, labels = self.get_database()
+        return mean_average_precision(X, codes, y, labels)
 
     def get_database(self):
         """The fitted database: its codes and their labels.
@@ -504,76 +322,33 @@ class HammingNeighbors(BaseEstimator):
             Their labels, or ``None`` when fitted without ``y``.
         """
         check_is_fitted(self)
-        return self._fit_X, self._fit_y
+        return self.index_.codes, self.index_.labels
 
-    def _check_fitted_with_y(self, method):
-        check_is_fitted(self)
-        if self._fit_y is None:
-            raise ValueError(
-                f"{method}() needs the database labels: fit HammingNeighbors with "
-                "fit(codes, y)."
-            )
-
-    def __getstate__(self):
-        # Engines are rebuilt rather than saved (FAISS indexes and CUDA tensors
-        # do not pickle portably), except the multi-index tables: 1 to 3 s per
-        # 10^7 codes to build, so a large service restarts with them.
-        state = dict(super().__getstate__())  # a copy: never mutate the live object
-        state.pop("_engines_lock", None)
-        # Taken again from the codes loaded: a file mapped here means nothing
-        # where the estimator is loaded (pickle copies mapped codes anyway).
-        state.pop("_snapshot", None)
-        multi_index = state.get("_engines", {}).get("multi_index")
-        if multi_index is not None and multi_index.built.any():
-            state["_multi_index_tables"] = multi_index.saved_tables()
-        if "_engines" in state:
-            state["_engines"] = {}
-        return state
+    def _has_labels(self):
+        return self.index_.labels is not None
 
     def __setstate__(self, state):
-        # The state may come from a damaged or crafted file (skops loads the
-        # arrays of any file whose types are trusted), and the compiled
-        # kernels index with it unchecked: what is kept must be consistent,
-        # or loading fails here rather than a search later.
-        state = dict(state)
-        tables = state.pop("_multi_index_tables", None)
+        # The index checks its own state when loaded (see HammingIndex); the
+        # attributes kept beside it must agree with it, or a damaged or
+        # crafted file would mislead the searches.
         super().__setstate__(state)
-        if "_fit_X" not in state:
-            if tables is not None:
-                raise ValueError(_DAMAGED.format("tables without a database"))
+        index = vars(self).get("index_")
+        if index is None:
             return
-        self._check_loaded()
-        self._engines = {}
-        self._engines_lock = threading.Lock()
-        self._snapshot = Snapshot(self._fit_X)
-        if tables is not None:
-            from ._multi_index import MultiIndex
-
-            self._engines["multi_index"] = MultiIndex(self._fit_X, tables)
-
-    def _check_loaded(self):
-        """Raise ValueError unless the fitted attributes agree with each other."""
-        X, y = self._fit_X, self._fit_y
-        if not (isinstance(X, np.ndarray) and X.dtype == np.uint8 and X.ndim == 2):
-            raise ValueError(_DAMAGED.format("a database that is not packed codes"))
-        self._fit_X = np.ascontiguousarray(X)
-        if not (len(X) >= 1 and X.shape[1] >= 1):
-            raise ValueError(_DAMAGED.format("an empty database"))
-        if self.n_samples_fit_ != len(X) or self.n_features_in_ != X.shape[1]:
+        if not isinstance(index, HammingIndex):
+            raise ValueError(_DAMAGED.format("an index_ that is not a HammingIndex"))
+        if (self.n_samples_fit_, self.n_features_in_) != index.codes.shape:
             raise ValueError(
                 _DAMAGED.format(
                     f"n_samples_fit_={self.n_samples_fit_!r} and n_features_in_="
-                    f"{self.n_features_in_!r} for codes of shape {X.shape}"
+                    f"{self.n_features_in_!r} for codes of shape {index.codes.shape}"
                 )
             )
-        if (self.backend_, self.device_) not in _RESOLVED:
-            raise ValueError(_DAMAGED.format(f"backend_={self.backend_!r}"))
-        if y is not None:
-            if not isinstance(y, np.ndarray) or y.shape[:1] != X.shape[:1]:
-                raise ValueError(_DAMAGED.format("labels that do not fit the codes"))
-            check_labels(y)
+        labels = index.labels
+        expected = (
+            np.unique(labels) if labels is not None and labels.ndim == 1 else None
+        )
         classes = getattr(self, "classes_", None)
-        expected = np.unique(y) if y is not None and y.ndim == 1 else None
         if (classes is None) != (expected is None) or (
             expected is not None and not np.array_equal(classes, expected)
         ):
@@ -583,44 +358,6 @@ class HammingNeighbors(BaseEstimator):
 _DAMAGED = (
     "The saved HammingNeighbors state has {}; the file is damaged or was altered."
 )
-# (backend_, device_) pairs that fit can resolve.
-_RESOLVED = {
-    ("numba", "cpu"), ("numpy", "cpu"), ("faiss", "cpu"),
-    ("torch", "cpu"), ("torch", "cuda"),
-}  # fmt: skip
-
-
-def vote(neighbour_labels, classes):
-    """Labels voted by each query's neighbours (``neighbour_labels``, one row
-    per query): the most frequent of the sorted ``classes`` (ties to the
-    smallest), or, for indicator matrices, each label that more than half of
-    the neighbours have."""
-    if neighbour_labels.ndim == 3:
-        return (neighbour_labels.mean(axis=1) > 0.5).astype(neighbour_labels.dtype)
-    class_ids = np.searchsorted(classes, neighbour_labels)
-    votes = np.zeros((len(neighbour_labels), len(classes)), dtype=np.intp)
-    np.add.at(votes, (np.arange(len(neighbour_labels))[:, None], class_ids), 1)
-    return classes[votes.argmax(axis=1)]
-
-
-def knn_graph(distances, indices, n_samples_fit, mode):
-    """The CSR graph of k-nearest results, ``mode`` as in ``kneighbors_graph``."""
-    n_queries, k = indices.shape
-    data = np.ones(indices.size) if mode == "connectivity" else distances.ravel()
-    indptr = np.arange(0, n_queries * k + 1, k)
-    return csr_matrix((data, indices.ravel(), indptr), shape=(n_queries, n_samples_fit))
-
-
-def radius_graph(distances, indices, indptr, n_samples_fit, mode):
-    """The CSR graph of a radius search's CSR triple, ``mode`` as in
-    ``radius_neighbors_graph``."""
-    data = np.ones(len(indices)) if mode == "connectivity" else distances
-    return csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, n_samples_fit))
-
-
-def _check_mode(mode):
-    if mode not in ("connectivity", "distance"):
-        raise ValueError(f'mode must be "connectivity" or "distance", got {mode!r}.')
 
 
 def _is_plain_codes(X, n_bytes):
@@ -636,17 +373,3 @@ def _is_plain_codes(X, n_bytes):
         and X.shape[1] == n_bytes
         and X.flags.c_contiguous
     )
-
-
-def _split(values, indptr):
-    """Object array of the runs ``values[indptr[i]:indptr[i + 1]]`` (views).
-
-    Making a view costs ~0.3 us, as much as a small-radius search, and at
-    small radii many queries find nothing: those share one empty array.
-    """
-    out = np.empty(len(indptr) - 1, dtype=object)
-    out.fill(np.empty(0, values.dtype))
-    bounds = indptr.tolist()  # plain slicing beats np.split ~8x here
-    for i in np.flatnonzero(np.diff(indptr)).tolist():
-        out[i] = values[bounds[i] : bounds[i + 1]]
-    return out

@@ -10,11 +10,13 @@ answers exactly, ties by database index, and always in one shape:
   ``indices[indptr[i]:indptr[i + 1]]`` in index order, or in (distance,
   index) order with ``by_dist``.
 
-``queries`` are packed uint8 codes, or ``None`` for the database itself, each
-code then not counting as its own neighbour. ``radius`` is at most the code
-length (the caller clamps it). Engines are built on first use and may keep
-whatever they derive from the codes; they must allow searches from several
-threads at once.
+``queries`` are packed uint8 codes as wide as the database's; the database's
+own ``codes`` object searches the database against itself (each code then
+finds itself: excluding rows is the caller's work, see ``HammingIndex``).
+``radius`` is at most the code length (the caller clamps it). Engines are
+built on first use and may keep whatever they derive from the codes; they must
+allow searches from several threads at once. An engine that needs an optional
+library says so in :meth:`SearchIndex.check_available`, before it is built.
 """
 
 import functools
@@ -63,8 +65,8 @@ class SearchIndex:
         return kernel_words(self.codes, keep_mapped=True)
 
     def query_words(self, queries):
-        """Words of the queries, or of the database when ``queries`` is None."""
-        return self.words if queries is None else kernel_words(queries)
+        """Words of the queries: the database's own when they are its codes."""
+        return self.words if queries is self.codes else kernel_words(queries)
 
     def kneighbors(self, queries, k, *, n_jobs):
         raise NotImplementedError
@@ -75,6 +77,10 @@ class SearchIndex:
     @classmethod
     def warm_up(cls):
         """Compile this engine's kernels now, if it has any."""
+
+    @classmethod
+    def check_available(cls):
+        """Raise ImportError, saying what to install, if a library is missing."""
 
 
 def kernel_words(codes, *, keep_mapped=False):
@@ -112,14 +118,11 @@ def drop_self(distances, indices, rows):
     return distances[~own].reshape(shape), indices[~own].reshape(shape)
 
 
-def group(query_of, indices, distances, n_queries, exclude_self, by_dist):
+def group(query_of, indices, distances, n_queries, by_dist):
     """The CSR triple of found (query, index, distance) triples, in any order.
 
     For the engines whose libraries return pairs unordered (FAISS, torch).
     """
-    if exclude_self:
-        keep = indices != query_of
-        query_of, indices, distances = query_of[keep], indices[keep], distances[keep]
     keys = (query_of, distances, indices) if by_dist else (query_of, indices)
     order = np.lexsort(keys[::-1])
     indptr = np.searchsorted(query_of[order], np.arange(n_queries + 1))
@@ -141,16 +144,11 @@ def resolve(backend, device):
         backend = "torch" if device == "cuda" else "numba"
     if device == "cuda" and backend != "torch":
         raise ValueError(f'device="cuda" needs backend="torch", got {backend!r}.')
-    if backend == "faiss":
-        from ._faiss_index import import_faiss
-
-        import_faiss()
+    engine_class(backend).check_available()
     if backend != "torch":
         return backend, "cpu"
-    try:
-        import torch
-    except ImportError as error:  # pragma: no cover - torch is a core dependency
-        raise ImportError('backend="torch" needs PyTorch: pip install torch') from error
+    import torch
+
     cuda = torch.cuda.is_available()
     if device == "cuda" and not cuda:
         raise ValueError('device="cuda" but torch.cuda.is_available() is False.')

@@ -108,7 +108,7 @@ def _sort_segment(indices, distances, start, stop, distance_weight):
 @njit(cache=True, nogil=True)
 def _search_block(
     query_words, words, starts, lengths, probe_radius, offsets, ids,
-    radius, exclude_self, q0, q1, by_dist, found_ind, found_dist, found_offsets,
+    radius, q0, q1, by_dist, found_ind, found_dist, found_offsets,
 ):  # fmt: skip
     """Codes within radius of queries q0..q1, into the given buffers.
 
@@ -150,8 +150,6 @@ def _search_block(
                     key = query_keys[i, u] ^ mask
                     for t in range(offsets[u, key], offsets[u, key + 1]):
                         c = ids[u, t]
-                        if exclude_self and c == q:
-                            continue
                         seen = False
                         for v in range(u):
                             other = _key(words, c, starts[v], lengths[v])
@@ -184,7 +182,7 @@ def _search_block(
 @njit(cache=True, nogil=True)
 def _knn_block(
     query_words, words, starts, lengths, offsets, ids,
-    k, exclude_self, q0, q1, budget, dist, ind, left,
+    k, q0, q1, budget, dist, ind, left,
 ):  # fmt: skip
     """k nearest codes of queries q0..q1 by growing substring radii.
 
@@ -227,8 +225,6 @@ def _knn_block(
                         prefetch(words, ids[u, t] * n_words)
                     for t in range(first, last):
                         c = ids[u, t]
-                        if exclude_self and c == q:
-                            continue
                         seen = False
                         for v in range(n_tables):
                             if v == u:
@@ -543,7 +539,6 @@ class MultiIndex(SearchIndex):
         scan (uniform ones, a large ``k``) lose little to the attempt; later
         calls with this ``k`` or a larger one leave every query at once.
         """
-        exclude_self = queries is None
         query_words = self.query_words(queries)
         n_queries = len(query_words)
         distances = np.empty((n_queries, k), np.int32)
@@ -558,7 +553,7 @@ class MultiIndex(SearchIndex):
         def search(q0, q1):
             _knn_block(
                 query_words, self.words, self.starts, self.lengths, self.offsets,
-                self.ids, k, exclude_self, q0, q1, float(budget), distances,
+                self.ids, k, q0, q1, float(budget), distances,
                 indices, left,
             )  # fmt: skip
 
@@ -582,7 +577,6 @@ class MultiIndex(SearchIndex):
     def radius_neighbors(self, queries, radius, *, n_jobs, by_dist):
         plan = self.probe_plan(radius)
         self._ensure_tables(len(plan))
-        exclude_self = queries is None
         query_words = self.query_words(queries)
 
         def search(q0, q1):
@@ -593,7 +587,7 @@ class MultiIndex(SearchIndex):
                 found_offsets = np.empty(q1 - q0 + 1, np.int64)
                 done = _search_block(
                     query_words, self.words, self.starts, self.lengths, plan,
-                    self.offsets, self.ids, radius, exclude_self, q0, q1, by_dist,
+                    self.offsets, self.ids, radius, q0, q1, by_dist,
                     found_ind, found_dist, found_offsets,
                 )  # fmt: skip
                 if done:
@@ -641,7 +635,7 @@ def _first_calls():
         for by_dist in (False, True):
             _search_block(
                 query_words, words, starts, lengths, plan, offsets, ids,
-                1, True, 0, 4, by_dist,
+                1, 0, 4, by_dist,
                 np.empty(8, np.int64), np.empty(8, np.int32), np.empty(5, np.int64),
             )  # fmt: skip
 
@@ -650,6 +644,6 @@ def _first_knn_call():
     for query_words, words in _database_kinds():
         starts, lengths, offsets, ids = _first_tables(words)
         _knn_block(
-            query_words, words, starts, lengths, offsets, ids, 1, True, 0, 4, np.inf,
+            query_words, words, starts, lengths, offsets, ids, 1, 0, 4, np.inf,
             np.empty((4, 1), np.int32), np.empty((4, 1), np.int64), np.zeros(4, bool),
         )  # fmt: skip

@@ -93,15 +93,12 @@ def _candidates(row):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _offer(state, i, d, index, k, excluded):
+def _offer(state, i, d, index, k):
     """Make code ``index`` at distance ``d`` a candidate of query ``i``.
 
-    Code ``excluded`` (the query itself, or -1) is not offered. Returns the
-    bound a later code must meet.
+    Returns the bound a later code must meet.
     """
     row = state[i]
-    if index == excluded:
-        return row[_BOUND]
     hist, cand_dist, cand_ind = _candidates(row)
     n, t, le = row[_HELD], row[_THRESHOLD], row[_AT_MOST]
     if n == len(cand_dist):
@@ -126,7 +123,7 @@ def _offer(state, i, d, index, k, excluded):
 
 
 @njit(cache=True, nogil=True)
-def _seed(state, i, query_words, q, database_t, n_seed, k, excluded, acc):
+def _seed(state, i, query_words, q, database_t, n_seed, k, acc):
     """Start query i from codes 0..n_seed, leaving the state that offering
     them one by one would, in three vectorisable or predictable passes.
 
@@ -142,7 +139,7 @@ def _seed(state, i, query_words, q, database_t, n_seed, k, excluded, acc):
             acc[j] += popcount(row[j] ^ word)
     hist, cand_dist, cand_ind = _candidates(state[i])
     for j in range(n_seed):
-        hist[acc[j]] += j != excluded
+        hist[acc[j]] += 1
     # The k-th smallest distance t and how many codes at t to keep, or every
     # code when there are fewer than k.
     t, le = 0, hist[0]
@@ -157,11 +154,10 @@ def _seed(state, i, query_words, q, database_t, n_seed, k, excluded, acc):
     for j in range(n_seed):
         d = acc[j]
         if d < t or (d == t and keep_at_t > 0):
-            if j != excluded:
-                keep_at_t -= d == t
-                cand_dist[n] = d
-                cand_ind[n] = j
-                n += 1
+            keep_at_t -= d == t
+            cand_dist[n] = d
+            cand_ind[n] = j
+            n += 1
     state[i, _HELD], state[i, _THRESHOLD], state[i, _AT_MOST] = n, t, le
     state[i, _BOUND] = t - 1 if le >= k else len(hist) - 1
 
@@ -176,12 +172,12 @@ def _group_bound(state, g):
 
 
 @njit(cache=True, nogil=True)
-def _offer_in_group(state, g, lane, d, index, k, exclude_self, q0):
+def _offer_in_group(state, g, lane, d, index, k):
     """Offer a code that met the group's bound to query g + lane, if it meets
     that query's own bound; returns the group's new bound."""
     i = g + lane
     if i < len(state) and d <= state[i, _BOUND]:
-        _offer(state, i, d, index, k, q0 + i if exclude_self else -1)
+        _offer(state, i, d, index, k)
     return _group_bound(state, g)
 
 
@@ -208,7 +204,7 @@ def _lane_queries(query_words, q0, g, n_block, w):
 
 
 @njit(cache=True, nogil=True)
-def _scan_one_word(query_words, database_t, c0, c1, q0, g, k, exclude_self, state):
+def _scan_one_word(query_words, database_t, c0, c1, q0, g, k, state):
     """Offer codes c0..c1 to queries g..g+3 of the block (codes of one word)."""
     limit = _group_bound(state, g)
     if limit < 0:
@@ -219,20 +215,20 @@ def _scan_one_word(query_words, database_t, c0, c1, q0, g, k, exclude_self, stat
         x = row[j]
         d = popcount(x ^ qa0)
         if rarely(d <= limit):
-            limit = _offer_in_group(state, g, 0, d, c0 + j, k, exclude_self, q0)
+            limit = _offer_in_group(state, g, 0, d, c0 + j, k)
         d = popcount(x ^ qb0)
         if rarely(d <= limit):
-            limit = _offer_in_group(state, g, 1, d, c0 + j, k, exclude_self, q0)
+            limit = _offer_in_group(state, g, 1, d, c0 + j, k)
         d = popcount(x ^ qc0)
         if rarely(d <= limit):
-            limit = _offer_in_group(state, g, 2, d, c0 + j, k, exclude_self, q0)
+            limit = _offer_in_group(state, g, 2, d, c0 + j, k)
         d = popcount(x ^ qd0)
         if rarely(d <= limit):
-            limit = _offer_in_group(state, g, 3, d, c0 + j, k, exclude_self, q0)
+            limit = _offer_in_group(state, g, 3, d, c0 + j, k)
 
 
 @njit(cache=True, nogil=True)
-def _scan_two_words(query_words, database_t, c0, c1, q0, g, k, exclude_self, state):
+def _scan_two_words(query_words, database_t, c0, c1, q0, g, k, state):
     """Offer codes c0..c1 to queries g..g+3 of the block (codes of two words)."""
     limit = _group_bound(state, g)
     if limit < 0:
@@ -244,20 +240,20 @@ def _scan_two_words(query_words, database_t, c0, c1, q0, g, k, exclude_self, sta
         x0, x1 = row0[j], row1[j]
         d = popcount(x0 ^ qa0) + popcount(x1 ^ qa1)
         if rarely(d <= limit):
-            limit = _offer_in_group(state, g, 0, d, c0 + j, k, exclude_self, q0)
+            limit = _offer_in_group(state, g, 0, d, c0 + j, k)
         d = popcount(x0 ^ qb0) + popcount(x1 ^ qb1)
         if rarely(d <= limit):
-            limit = _offer_in_group(state, g, 1, d, c0 + j, k, exclude_self, q0)
+            limit = _offer_in_group(state, g, 1, d, c0 + j, k)
         d = popcount(x0 ^ qc0) + popcount(x1 ^ qc1)
         if rarely(d <= limit):
-            limit = _offer_in_group(state, g, 2, d, c0 + j, k, exclude_self, q0)
+            limit = _offer_in_group(state, g, 2, d, c0 + j, k)
         d = popcount(x0 ^ qd0) + popcount(x1 ^ qd1)
         if rarely(d <= limit):
-            limit = _offer_in_group(state, g, 3, d, c0 + j, k, exclude_self, q0)
+            limit = _offer_in_group(state, g, 3, d, c0 + j, k)
 
 
 @njit(cache=True, nogil=True)
-def _scan_four_words(query_words, database_t, c0, c1, q0, g, k, exclude_self, state):
+def _scan_four_words(query_words, database_t, c0, c1, q0, g, k, state):
     """Offer codes c0..c1 to queries g..g+3 of the block (codes of four words)."""
     limit = _group_bound(state, g)
     if limit < 0:
@@ -277,7 +273,7 @@ def _scan_four_words(query_words, database_t, c0, c1, q0, g, k, exclude_self, st
             + popcount(x3 ^ qa3)
         )
         if rarely(d <= limit):
-            limit = _offer_in_group(state, g, 0, d, c0 + j, k, exclude_self, q0)
+            limit = _offer_in_group(state, g, 0, d, c0 + j, k)
         d = (
             popcount(x0 ^ qb0)
             + popcount(x1 ^ qb1)
@@ -285,7 +281,7 @@ def _scan_four_words(query_words, database_t, c0, c1, q0, g, k, exclude_self, st
             + popcount(x3 ^ qb3)
         )
         if rarely(d <= limit):
-            limit = _offer_in_group(state, g, 1, d, c0 + j, k, exclude_self, q0)
+            limit = _offer_in_group(state, g, 1, d, c0 + j, k)
         d = (
             popcount(x0 ^ qc0)
             + popcount(x1 ^ qc1)
@@ -293,7 +289,7 @@ def _scan_four_words(query_words, database_t, c0, c1, q0, g, k, exclude_self, st
             + popcount(x3 ^ qc3)
         )
         if rarely(d <= limit):
-            limit = _offer_in_group(state, g, 2, d, c0 + j, k, exclude_self, q0)
+            limit = _offer_in_group(state, g, 2, d, c0 + j, k)
         d = (
             popcount(x0 ^ qd0)
             + popcount(x1 ^ qd1)
@@ -301,11 +297,11 @@ def _scan_four_words(query_words, database_t, c0, c1, q0, g, k, exclude_self, st
             + popcount(x3 ^ qd3)
         )
         if rarely(d <= limit):
-            limit = _offer_in_group(state, g, 3, d, c0 + j, k, exclude_self, q0)
+            limit = _offer_in_group(state, g, 3, d, c0 + j, k)
 
 
 @njit(cache=True, nogil=True)
-def _scan_words(query_words, database_t, c0, c1, q0, i, k, exclude_self, state, acc):
+def _scan_words(query_words, database_t, c0, c1, q0, i, k, state, acc):
     """Offer codes c0..c1 to query i of the block (codes of several words).
 
     All words but the last are summed with vectorised popcounts into ``acc``;
@@ -316,7 +312,6 @@ def _scan_words(query_words, database_t, c0, c1, q0, i, k, exclude_self, state, 
     limit = state[i, _BOUND]
     if limit < 0:
         return
-    excluded = q if exclude_self else -1
     chunk_distances(query_words, q, database_t, c0, c1, acc)
     for s0 in range(c0, c1, SUBCHUNK):
         s1 = min(s0 + SUBCHUNK, c1)
@@ -328,17 +323,14 @@ def _scan_words(query_words, database_t, c0, c1, q0, i, k, exclude_self, state, 
             d = acc[j]
             if d <= limit:
                 found += 1
-                limit = _offer(state, i, d, c0 + j, k, excluded)
+                limit = _offer(state, i, d, c0 + j, k)
         if limit < 0:
             return
 
 
 @njit(cache=True, nogil=True)
-def knn_block(query_words, database_t, k, exclude_self, q0, q1, chunk, dist, ind):
-    """k nearest codes of queries q0..q1, written into rows q0..q1 of dist, ind.
-
-    With ``exclude_self`` query ``q`` is database code ``q`` and is skipped.
-    """
+def knn_block(query_words, database_t, k, q0, q1, chunk, dist, ind):
+    """k nearest codes of queries q0..q1, written into rows q0..q1 of dist, ind."""
     n_words, n_codes = database_t.shape
     n_queries = q1 - q0
     n_bits = 64 * n_words
@@ -346,25 +338,22 @@ def knn_block(query_words, database_t, k, exclude_self, q0, q1, chunk, dist, ind
     acc = np.zeros(chunk, np.int64)
     n_seed = min(chunk, n_codes)
     for i in range(n_queries):
-        excluded = q0 + i if exclude_self else -1
-        _seed(state, i, query_words, q0 + i, database_t, n_seed, k, excluded, acc)
+        _seed(state, i, query_words, q0 + i, database_t, n_seed, k, acc)
     for c0 in range(n_seed, n_codes, chunk):
         c1 = min(c0 + chunk, n_codes)
         args = (query_words, database_t, c0, c1, q0)
         if n_words == 1:
             for g in range(0, n_queries, 4):
-                _scan_one_word(*args, g, k, exclude_self, state)
+                _scan_one_word(*args, g, k, state)
         elif n_words == 2:
             for g in range(0, n_queries, 4):
-                _scan_two_words(*args, g, k, exclude_self, state)
+                _scan_two_words(*args, g, k, state)
         elif n_words == 4:
             for g in range(0, n_queries, 4):
-                _scan_four_words(*args, g, k, exclude_self, state)
+                _scan_four_words(*args, g, k, state)
         else:
             for i in range(n_queries):
-                _scan_words(
-                    query_words, database_t, c0, c1, q0, i, k, exclude_self, state, acc
-                )
+                _scan_words(query_words, database_t, c0, c1, q0, i, k, state, acc)
     # Stable counting sort by distance: candidates are in index order already.
     start = np.zeros(n_bits + 2, np.int64)
     for i in range(n_queries):

@@ -74,7 +74,7 @@ def group_results(query_of, found_ind, found_dist, n_queries, n_distances, by_di
 
 
 @njit(cache=True, nogil=True)
-def radius_block(query_words, database_t, radius, exclude_self, q0, q1, chunk, by_dist):
+def radius_block(query_words, database_t, radius, q0, q1, chunk, by_dist):
     """Codes within ``radius`` of queries q0..q1 by a full scan.
 
     Returns flat indices and distances grouped by query (index order, or
@@ -110,7 +110,7 @@ def radius_block(query_words, database_t, radius, exclude_self, q0, q1, chunk, b
                     d = popcount(database_t[last, j] ^ word)
                     if n_words > 1:
                         d += acc[j - c0]
-                    if d <= radius and not (exclude_self and j == q):
+                    if d <= radius:
                         query_of[n] = i
                         found_ind[n] = j
                         found_dist[n] = d

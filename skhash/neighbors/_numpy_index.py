@@ -43,15 +43,11 @@ class NumpyIndex(SearchIndex):
 
     def _map_batches(self, function, queries, n_jobs):
         """function(distances) for every query batch, in order."""
-        exclude_self = queries is None
         query_words = self.query_words(queries)
         batches = query_batches(len(query_words), len(self.words))
 
         def run(rows):
-            distances = distance_block(
-                query_words, self.words, rows, exclude_self=exclude_self
-            )
-            return function(distances)
+            return function(distance_block(query_words, self.words, rows))
 
         if n_jobs == 1 or len(batches) == 1:
             return [run(rows) for rows in batches]

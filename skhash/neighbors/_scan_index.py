@@ -23,7 +23,6 @@ class ScanIndex(SearchIndex):
 
     def kneighbors(self, queries, k, *, n_jobs):
         self.warm_up()
-        exclude_self = queries is None
         query_words = self.query_words(queries)
         n_queries, database_t = len(query_words), self.words_t
         dist = np.empty((n_queries, k), np.int32)
@@ -32,24 +31,19 @@ class ScanIndex(SearchIndex):
         capacity = min(k + max(k, 256), database_t.shape[1] + 1)
 
         def search(q0, q1):
-            knn_block(
-                query_words, database_t, k, exclude_self, q0, q1, chunk, dist, ind
-            )
+            knn_block(query_words, database_t, k, q0, q1, chunk, dist, ind)
 
         run_blocks(search, query_blocks(n_queries, n_jobs, 12 * capacity), n_jobs)
         return dist, ind.astype(np.intp, copy=False)
 
     def radius_neighbors(self, queries, radius, *, n_jobs, by_dist):
         self.warm_up()
-        exclude_self = queries is None
         query_words = self.query_words(queries)
         database_t = self.words_t
         chunk = chunk_size(database_t.shape[0])
 
         def search(q0, q1):
-            return radius_block(
-                query_words, database_t, radius, exclude_self, q0, q1, chunk, by_dist
-            )
+            return radius_block(query_words, database_t, radius, q0, q1, chunk, by_dist)
 
         blocks = query_blocks(len(query_words), n_jobs)
         return join_blocks(run_blocks(search, blocks, n_jobs))
@@ -70,10 +64,10 @@ class ScanIndex(SearchIndex):
         compile_once(
             "knn_block",
             knn_block,
-            lambda: first_calls(knn_block, 1, True, 0, 3, 8, dist, ind),
+            lambda: first_calls(knn_block, 1, 0, 3, 8, dist, ind),
         )
         compile_once(
             "radius_block",
             radius_block,
-            lambda: first_calls(radius_block, 1, True, 0, 3, 8, True),
+            lambda: first_calls(radius_block, 1, 0, 3, 8, True),
         )

@@ -194,7 +194,7 @@ def test_pickle_and_clone_keep_results():
         np.testing.assert_array_equal(got, want)
     assert restored.score(D[:5], np.arange(5) % 3) == nn.score(D[:5], np.arange(5) % 3)
     fresh = clone(nn)
-    assert fresh.get_params() == nn.get_params() and not hasattr(fresh, "_fit_X")
+    assert fresh.get_params() == nn.get_params() and not hasattr(fresh, "index_")
 
 
 def test_grid_search_over_bits_of_a_pipeline():

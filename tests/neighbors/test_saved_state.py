@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from skhash import HammingNeighbors
+from skhash.neighbors import HammingIndex
 from skhash.persistence import dump, load
 
 N_CODES = 2000
@@ -27,41 +28,42 @@ def fitted():
     codes = np.random.default_rng(0).integers(0, 256, (N_CODES, 8), np.uint8)
     nn = HammingNeighbors(algorithm="multi_index").fit(codes, np.arange(N_CODES) % 5)
     nn.radius_neighbors(codes[:10], radius=12)  # builds every table
-    assert nn._engines["multi_index"].built.all()
+    assert "multi_index_tables" in nn.index_.__getstate__()
     return nn
 
 
-def _ids_past_the_database(state):
-    state["_multi_index_tables"]["ids"][0, ::97] = N_CODES + 10**7
+# Each tampering changes the estimator's saved state or its index's.
+def _ids_past_the_database(estimator, index):
+    index["multi_index_tables"]["ids"][0, ::97] = N_CODES + 10**7
 
 
-def _huge_offsets(state):
-    state["_multi_index_tables"]["offsets"][0, 5::11] = 2**31 - 1
+def _huge_offsets(estimator, index):
+    index["multi_index_tables"]["offsets"][0, 5::11] = 2**31 - 1
 
 
-def _shuffled_ids(state):
-    ids = state["_multi_index_tables"]["ids"]
+def _shuffled_ids(estimator, index):
+    ids = index["multi_index_tables"]["ids"]
     ids[:] = np.random.default_rng(1).permuted(ids, axis=1)
 
 
-def _zero_offsets(state):
-    state["_multi_index_tables"]["offsets"][:] = 0
+def _zero_offsets(estimator, index):
+    index["multi_index_tables"]["offsets"][:] = 0
 
 
-def _changed_rows(state):
-    state["_fit_X"][::2] ^= np.uint8(0xA5)
+def _changed_rows(estimator, index):
+    index["codes"][::2] ^= np.uint8(0xA5)
 
 
-def _more_samples(state):
-    state["n_samples_fit_"] += 10
+def _more_samples(estimator, index):
+    estimator["n_samples_fit_"] += 10
 
 
-def _fewer_features(state):
-    state["n_features_in_"] = 4
+def _fewer_features(estimator, index):
+    estimator["n_features_in_"] = 4
 
 
-def _unsorted_classes(state):
-    state["classes_"] = state["classes_"][::-1].copy()
+def _unsorted_classes(estimator, index):
+    estimator["classes_"] = estimator["classes_"][::-1].copy()
 
 
 TAMPERINGS = [
@@ -76,29 +78,33 @@ TAMPERINGS = [
 ]
 
 
-def _tampered_state(fitted, tamper):
-    state = pickle.loads(pickle.dumps(fitted)).__getstate__()
-    tamper(state)
-    return state
+def _states(estimator):
+    """The saved states of an estimator and of its index, as copies."""
+    estimator = pickle.loads(pickle.dumps(estimator))
+    state = estimator.__getstate__()
+    return state, state["index_"].__getstate__()
 
 
 @pytest.mark.parametrize(("tamper", "match"), TAMPERINGS)
 def test_a_tampered_pickle_does_not_load(fitted, tamper, match):
-    payload = pickle.dumps(_Crafted(_tampered_state(fitted, tamper)))
+    state, index = _states(fitted)
+    tamper(state, index)
+    state["index_"] = _Crafted(HammingIndex, index)
+    payload = pickle.dumps(_Crafted(HammingNeighbors, state))
     with pytest.raises(ValueError, match="damaged or was altered") as error:
         pickle.loads(payload)
     assert error.match(match)
 
 
 class _Crafted:
-    """Pickles as a HammingNeighbors with the given state, as a crafted file
-    would hold it."""
+    """Pickles as an object of class ``cls`` with the given state, as a
+    crafted file would hold it."""
 
-    def __init__(self, state):
-        self.state = state
+    def __init__(self, cls, state):
+        self.cls, self.state = cls, state
 
     def __reduce__(self):
-        return copyreg._reconstructor, (HammingNeighbors, object, None), self.state
+        return copyreg._reconstructor, (self.cls, object, None), self.state
 
 
 @pytest.mark.parametrize(("tamper", "match"), TAMPERINGS)
@@ -107,14 +113,17 @@ def test_a_tampered_skops_file_does_not_load(fitted, tamper, match):
     # untrusted type is involved, so skops builds the estimator.
     original = io.BytesIO()
     dump(fitted, original)
-    state = fitted.__getstate__()
-    tampered = _tampered_state(fitted, tamper)
-    changed = {
-        key: tampered[key] for key in state if not _same(state[key], tampered[key])
-    }
-    tables = changed.pop("_multi_index_tables", {})
-    for key, value in tables.items():
-        changed[key] = value
+    states = _states(fitted)
+    tampered = _states(fitted)
+    tamper(*tampered)
+    changed = {}
+    for state, new in zip(states, tampered, strict=True):
+        tables = new.pop("multi_index_tables", {})
+        changed.update(
+            (key, value)
+            for key, value in [*new.items(), *tables.items()]
+            if key != "index_" and not _same(_get(state, key), value)
+        )
     assert changed
     with zipfile.ZipFile(original) as source:
         files = {name: source.read(name) for name in source.namelist()}
@@ -140,9 +149,11 @@ def test_a_tampered_skops_file_does_not_load(fitted, tamper, match):
     assert error.match(match)
 
 
+def _get(state, key):
+    return state[key] if key in state else state["multi_index_tables"][key]
+
+
 def _same(a, b):
-    if isinstance(a, dict):
-        return all(_same(a[key], b[key]) for key in a)
     if isinstance(a, np.ndarray):
         return np.array_equal(a, b)
     return a == b
@@ -168,7 +179,7 @@ def test_untampered_files_load_with_their_tables(fitted):
     dump(fitted, file)
     file.seek(0)
     for loaded in (pickle.loads(pickle.dumps(fitted)), load(file)):
-        assert loaded._engines["multi_index"].built.all()
+        assert "multi_index_tables" in loaded.index_.__getstate__()
         for got, want in zip(loaded.kneighbors(queries), expected, strict=True):
             np.testing.assert_array_equal(got, want)
 

@@ -170,18 +170,18 @@ def test_multi_index_results_outgrow_their_buffers(n_jobs):
 
 def test_auto_rule_picks_multi_index_for_small_radii_on_spread_codes():
     spread = HammingNeighbors().fit(_codes(20_000, 64, seed=6))
-    assert spread._uses_multi_index(0) and spread._uses_multi_index(2)
-    assert not spread._uses_multi_index(20)
+    assert spread.index_.uses_multi_index(0) and spread.index_.uses_multi_index(2)
+    assert not spread.index_.uses_multi_index(20)
     # All codes in three tight clusters: buckets are huge, a scan is cheaper.
     clustered = HammingNeighbors().fit(_codes(20_000, 64, seed=6, clustered=True))
-    assert not clustered._uses_multi_index(2)
+    assert not clustered.index_.uses_multi_index(2)
     assert (
         not HammingNeighbors(algorithm="brute")
         .fit(D := _codes(99, 8, 7))
-        ._uses_multi_index(0)
+        .index_.uses_multi_index(0)
     )
-    assert HammingNeighbors(algorithm="multi_index").fit(D)._uses_multi_index(50)
-    assert not HammingNeighbors(backend="numpy").fit(D)._uses_multi_index(0)
+    assert HammingNeighbors(algorithm="multi_index").fit(D).index_.uses_multi_index(50)
+    assert not HammingNeighbors(backend="numpy").fit(D).index_.uses_multi_index(0)
 
 
 def test_numba_memory_stays_bounded_on_a_large_database():
@@ -215,21 +215,21 @@ def test_pickle_and_clone_each_backend(engine):
     before = nn.kneighbors(D[:9]), nn.radius_neighbors(D[:9])  # builds indexes
     restored = pickle.loads(pickle.dumps(nn))
     # Only multi-index tables are saved; every other engine is rebuilt.
-    assert set(restored._engines) <= {"multi_index"}
+    assert set(restored.index_._engines) <= {"multi_index"}
     assert restored.backend_ == nn.backend_
     for got, want in zip(restored.kneighbors(D[:9]), before[0], strict=True):
         np.testing.assert_array_equal(got, want)
     _assert_same_radius(restored.radius_neighbors(D[:9]), before[1])
     np.testing.assert_array_equal(restored.predict(D[:9]), nn.predict(D[:9]))
     fresh = clone(nn)
-    assert fresh.get_params() == nn.get_params() and not hasattr(fresh, "_fit_X")
+    assert fresh.get_params() == nn.get_params() and not hasattr(fresh, "index_")
 
 
 def test_faiss_index_is_not_pickled():
     pytest.importorskip("faiss")
     nn = HammingNeighbors(backend="faiss").fit(_codes(50, 16, seed=9))
     nn.kneighbors()
-    assert "faiss" in nn._engines
+    assert "faiss" in nn.index_._engines
     assert b"IndexBinary" not in pickle.dumps(nn)
 
 
@@ -336,7 +336,7 @@ def test_auto_knn_uses_multi_index_on_clustered_codes_and_scans_uniform_ones():
     clustered = pack_codes(centres[rng.randint(5000, size=500_000)] ^ flips)
     nn = HammingNeighbors(n_neighbors=10).fit(clustered)
     got = nn.kneighbors(clustered[:500])
-    assert nn._engines["multi_index"].scan_from_k == np.inf  # no sample failed
+    assert nn.index_._engines["multi_index"].scan_from_k == np.inf  # no sample failed
     want = HammingNeighbors(n_neighbors=10, algorithm="brute").fit(clustered)
     for got_part, want_part in zip(got, want.kneighbors(clustered[:500]), strict=True):
         np.testing.assert_array_equal(got_part, want_part)
@@ -346,7 +346,7 @@ def test_auto_knn_uses_multi_index_on_clustered_codes_and_scans_uniform_ones():
     got = nn.kneighbors(uniform[:500])
     # A random 64-bit code's 100th neighbour is ~20 bits away: the sample
     # costs more than scans, and the rest of the call (and later ones) scan.
-    assert nn._engines["multi_index"].scan_from_k == 100
+    assert nn.index_._engines["multi_index"].scan_from_k == 100
     want = HammingNeighbors(n_neighbors=100, algorithm="brute").fit(uniform)
     for got_part, want_part in zip(got, want.kneighbors(uniform[:500]), strict=True):
         np.testing.assert_array_equal(got_part, want_part)
@@ -372,7 +372,7 @@ nn = HammingNeighbors(n_neighbors=10).fit(codes)
 nn.kneighbors(codes[:2])  # the scan's word-major copy, 5 MB
 before = peak()
 distances, indices = nn.kneighbors(codes[:200])
-index = nn._engines["multi_index"]
+index = nn.index_._engines["multi_index"]
 print(int(index.built.sum()), index.scan_from_k, (peak() - before) / codes.nbytes)
 """
 

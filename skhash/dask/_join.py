@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..codes import check_codes_dtype
 from ..neighbors import HammingNeighbors as SingleHammingNeighbors
+from ..neighbors._base import PARAMETER_CONSTRAINTS
 from ..utils._param_validation import Interval
 from . import _shards
 from ._collections import as_row_blocks
@@ -20,7 +21,7 @@ from ._placement import build_shards
 
 __all__ = ["similarity_join"]
 
-_SEARCH = SingleHammingNeighbors._parameter_constraints
+_SEARCH = PARAMETER_CONSTRAINTS
 
 
 @validate_params(

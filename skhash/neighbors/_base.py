@@ -19,22 +19,25 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..utils._param_validation import Interval, check_count
 
+# What each search parameter may be; also the Dask similarity join's.
+PARAMETER_CONSTRAINTS = {
+    "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+    "radius": [Interval(Integral, 0, None, closed="left")],
+    "algorithm": [StrOptions({"auto", "brute", "multi_index"})],
+    "backend": [StrOptions({"auto", "numba", "numpy", "faiss", "torch"})],
+    "device": [StrOptions({"auto", "cpu", "cuda"})],
+    "n_jobs": [
+        Interval(Integral, None, -1, closed="right"),
+        Interval(Integral, 1, None, closed="left"),
+        None,
+    ],
+}
+
 
 class NeighborsBase(BaseEstimator, metaclass=ABCMeta):
     """Parameters, argument checks and graphs of the HammingNeighbors classes."""
 
-    _parameter_constraints: dict = {
-        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "radius": [Interval(Integral, 0, None, closed="left")],
-        "algorithm": [StrOptions({"auto", "brute", "multi_index"})],
-        "backend": [StrOptions({"auto", "numba", "numpy", "faiss", "torch"})],
-        "device": [StrOptions({"auto", "cpu", "cuda"})],
-        "n_jobs": [
-            Interval(Integral, None, -1, closed="right"),
-            Interval(Integral, 1, None, closed="left"),
-            None,
-        ],
-    }
+    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
     def __init__(
         self,

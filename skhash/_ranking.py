@@ -36,6 +36,21 @@ def distance_block(query_words, database_words, rows, *, exclude_self=False):
     return distances
 
 
+def distance_histograms(distances, relevant, n_bins):
+    """Per query (row): the items and the relevant items at each distance
+    ``0..n_bins - 1``; distances past that (an excluded self) are dropped.
+
+    What every ranking metric is computed from, on one machine or summed over
+    shards: no sort is needed.
+    """
+    n_rows = len(distances)
+    flat = np.minimum(distances, n_bins) + (n_bins + 1) * np.arange(n_rows)[:, None]
+    size = n_rows * (n_bins + 1)
+    items = np.bincount(flat.ravel(), minlength=size).reshape(n_rows, -1)
+    hits = np.bincount(flat[relevant], minlength=size).reshape(n_rows, -1)
+    return items[:, :n_bins], hits[:, :n_bins]
+
+
 def stable_top_k(distances, k):
     """Columns of the ``k`` smallest distances of each row, by (distance, column).
 

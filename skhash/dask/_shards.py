@@ -7,18 +7,32 @@ compares global indices. Each function takes and returns plain NumPy arrays,
 small next to a shard: only they cross the network.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from dask.sizeof import sizeof
 
-from .._ranking import distance_block, query_batches
-from .._supervision import check_labels, relevance
-from ..codes import as_words
 from ..neighbors import HammingIndex
 
 PAIR_COLUMNS = {"left": np.int64, "right": np.int64, "distance": np.int32}
 # Distance of the padding of a shard's rows: past any real distance.
 PAD = np.iinfo(np.int32).max
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a shard's search is asked, beside its queries: where the shard
+    starts in the database (``offset``), where the queries start in it when
+    they are its own codes (``own_start``, else None), and the search's
+    parameters."""
+
+    offset: int
+    own_start: int | None = None
+    k: int = 0
+    radius: int = 0
+    with_labels: bool = False
+    by_dist: bool = False
 
 
 @sizeof.register(HammingIndex)
@@ -70,30 +84,29 @@ def sample_kneighbors(shard, sample, k, offset):
     return distances, indices + offset
 
 
-# k nearest in rounds (see HammingNeighbors, Notes). A round's shard task
-# gets the rows of the query block still pending (None: all of them) and
-# answers for those rows only; its merge splits them into those it settles
-# and those left to the next round. The rows settled by every round are the
-# ``state``, put together by the last merge. When the queries are the shard's
-# own codes from its row ``own_start`` on (``X=None``), each query leaves out
+# The searches of a shard (see _rounds.py for the k nearest in rounds). A
+# search may get the rows of the query block still pending (None: all of
+# them) and answers for those rows only. When the queries are the shard's own
+# codes from its row ``task.own_start`` on (``X=None``), each query leaves out
 # its own row, as ``skhash.HammingNeighbors`` does: not every code equal to it.
 
 
-def shard_kneighbors(shard, queries, offset, own_start, rows, k, with_labels):
-    """The shard's ``k`` nearest (fewer if it is smaller), global indices, for
-    the query ``rows`` (``None``: all)."""
+def shard_kneighbors(shard, queries, task, rows=None):
+    """The shard's ``task.k`` nearest (fewer if it is smaller), global
+    indices, for the query ``rows`` (``None``: all)."""
     queries = _pending(shard, queries, rows)
-    own = _own_rows(own_start, rows, len(queries))
-    k = min(k, shard.n_codes - (own is not None))
+    own = _own_rows(task.own_start, rows, len(queries))
+    k = min(task.k, shard.n_codes - (own is not None))
     if k == 0 or len(queries) == 0:  # a shard of one code, queried by that code
         distances, indices = _nothing(len(queries), k)
     else:
         distances, indices = shard.kneighbors(queries, k, exclude=own)
-    return distances, indices + offset, _labels_of(shard, indices, with_labels)
+    return distances, indices + task.offset, _labels_of(shard, indices, task)
 
 
-def shard_within(shard, queries, offset, own_start, rows, radius, k, with_labels):
-    """The shard's ``k`` nearest within ``radius`` of the query ``rows``.
+def shard_within(shard, queries, task, rows=None):
+    """The shard's ``task.k`` nearest within ``task.radius`` of the query
+    ``rows``.
 
     Like :func:`shard_kneighbors`, from the shard's radius search (through
     its multi-index tables when they are cheaper than a scan). A query with
@@ -103,11 +116,11 @@ def shard_within(shard, queries, offset, own_start, rows, radius, k, with_labels
     queries = _pending(shard, queries, rows)
     if len(queries) == 0:
         distances, indices = _nothing(0, 0)
-        return distances, indices, _labels_of(shard, indices, with_labels)
-    own = _own_rows(own_start, rows, len(queries))
-    found = shard.radius_neighbors(queries, radius, exclude=own, sort=True)
-    distances, indices = _first_of_runs(*found, k)
-    return distances, indices + offset, _labels_of(shard, indices, with_labels)
+        return distances, indices, _labels_of(shard, indices, task)
+    own = _own_rows(task.own_start, rows, len(queries))
+    found = shard.radius_neighbors(queries, task.radius, exclude=own, sort=True)
+    distances, indices = _first_of_runs(*found, task.k)
+    return distances, indices + task.offset, _labels_of(shard, indices, task)
 
 
 def _pending(shard, queries, rows):
@@ -122,47 +135,12 @@ def _own_rows(own_start, rows, n_queries):
     return own_start + (np.arange(n_queries) if rows is None else np.asarray(rows))
 
 
-def merge_within(k, radius, n_rows, state, rows, *parts):
-    """Settle the pending ``rows`` (``None``: all ``n_rows``) that have at
-    least ``k`` codes within ``radius`` over all shards.
-
-    All their codes at distance ``<= radius`` are known, ties included, so
-    their ``k`` nearest are final. Returns the state with them added, and the
-    rows still pending.
-    """
-    rows = np.arange(n_rows) if rows is None else rows
-    distances, indices, labels = merge_kneighbors(k, *parts)
-    done = np.zeros(len(rows), bool)
-    if distances.shape[1] == k:
-        done = distances[:, k - 1] <= radius
-    found = [rows[done], distances[done], indices[done]]
-    found.append(None if labels is None else labels[done])
-    return (*state, tuple(found)), rows[~done]
-
-
-def merge_last(k, n_rows, state, rows, *parts):
-    """The ``k`` nearest of every row: those settled in the rounds (the
-    ``state``) and the ``rows`` left, from the shards' ``k`` nearest."""
-    last = merge_kneighbors(k, *parts)
-    if rows is None:  # no rounds: every row is here
-        return last
-    merged = [np.empty((n_rows, k), np.int32), np.empty((n_rows, k), np.intp)]
-    if last[2] is not None:
-        labels = last[2]
-        merged.append(np.empty((n_rows, k, *labels.shape[2:]), labels.dtype))
-    for found_rows, *found in [*state, (rows, *last)]:
-        if len(found_rows):
-            for out, values in zip(merged, found, strict=False):
-                out[found_rows] = values
-    return tuple(merged) if len(merged) == 3 else (*merged, None)
-
-
 def _nothing(n_queries, k):
     return np.empty((n_queries, k), np.int32), np.empty((n_queries, k), np.intp)
 
 
-def _labels_of(shard, indices, with_labels):
-    return shard.labels[indices] if with_labels else None
+def _labels_of(shard, indices, task):
+    return shard.labels[indices] if task.with_labels else None
 
 
 def _first_of_runs(distances, indices, indptr, k):
@@ -202,13 +180,15 @@ def merge_kneighbors(k, *parts):
     return tuple(merged)
 
 
-def shard_radius(shard, queries, radius, offset, by_dist, own_start=None):
-    """The CSR triple (distances, global indices, indptr) of a radius search."""
+def shard_radius(shard, queries, task, rows=None):
+    """The CSR triple (distances, global indices, indptr) of a radius search
+    of all the queries (``rows`` is None)."""
     queries = shard.check_queries(queries)
-    own = _own_rows(own_start, None, len(queries))
-    found = shard.radius_neighbors(queries, radius, exclude=own, sort=by_dist)
-    distances, indices, indptr = found
-    return distances, indices + offset, indptr
+    own = _own_rows(task.own_start, None, len(queries))
+    distances, indices, indptr = shard.radius_neighbors(
+        queries, task.radius, exclude=own, sort=task.by_dist
+    )
+    return distances, indices + task.offset, indptr
 
 
 def merge_radius(n_queries, by_dist, *parts):
@@ -232,7 +212,9 @@ def shard_pairs(shard, queries, radius, left_offset, right_offset, upper):
     """The (left, right, distance) pairs of a block of queries and a shard,
     sorted by (left, right), in global rows; with ``upper`` (a self-join),
     only those with ``left < right``."""
-    distances, right, indptr = shard_radius(shard, queries, radius, right_offset, False)
+    distances, right, indptr = shard_radius(
+        shard, queries, Task(right_offset, radius=radius)
+    )
     left = np.repeat(np.arange(len(indptr) - 1) + left_offset, np.diff(indptr))
     if upper:
         keep = left < right
@@ -240,75 +222,3 @@ def shard_pairs(shard, queries, radius, left_offset, right_offset, upper):
     return pd.DataFrame({"left": left, "right": right, "distance": distances}).astype(
         PAIR_COLUMNS
     )
-
-
-# Score: each query's average precision over the whole database, ranked by
-# (distance, global index), in two passes. A relevant item's rank is the number
-# of items at a smaller distance anywhere, plus those at its distance in earlier
-# shards, plus its rank in its own shard; the first pass counts the first two
-# (histograms over distances), the second adds the third.
-
-
-def _ranked(shard, queries, labels):
-    """Batches of (rows, distances, relevance) of the queries to the shard."""
-    queries = shard.check_queries(queries)
-    labels = check_labels(labels)
-    codes, database_labels = shard.codes, shard.labels
-    query_words, words = as_words(queries), as_words(codes)
-    for rows in query_batches(len(queries), len(codes)):
-        distances = distance_block(query_words, words, rows)
-        yield rows, distances, relevance(labels[rows], database_labels)
-
-
-def shard_histograms(shard, queries, labels, n_bins):
-    """Items and relevant items of the shard at each distance, per query."""
-    items = np.zeros((len(queries), n_bins), np.int64)
-    hits = np.zeros_like(items)
-    for rows, distances, relevant in _ranked(shard, queries, labels):
-        flat = distances + n_bins * np.arange(len(distances))[:, None]
-        size = len(distances) * n_bins
-        items[rows] = np.bincount(flat.ravel(), minlength=size).reshape(-1, n_bins)
-        hits[rows] = np.bincount(flat[relevant], minlength=size).reshape(-1, n_bins)
-    return items, hits
-
-
-def rank_offsets(*histograms):
-    """Per shard, the items (and relevant items) ranked before it at each
-    distance, less those of the shard itself at smaller distances.
-
-    Returns one ``(items_before, hits_before)`` pair per shard and the
-    number of relevant items of each query.
-    """
-    offsets = []
-    totals = [sum(h[i] for h in histograms) for i in (0, 1)]
-    smaller = [np.cumsum(total, axis=1) - total for total in totals]
-    earlier = [np.zeros_like(total) for total in totals]
-    for histogram in histograms:
-        pair = []
-        for i in (0, 1):
-            own_smaller = np.cumsum(histogram[i], axis=1) - histogram[i]
-            pair.append(smaller[i] + earlier[i] - own_smaller)
-            earlier[i] = earlier[i] + histogram[i]
-        offsets.append(tuple(pair))
-    return offsets, totals[1].sum(axis=1)
-
-
-def shard_precision_sums(shard, queries, labels, offsets):
-    """Sum of the precisions at the shard's relevant items, per query.
-
-    In the shard's own (distance, index) order, the ``j``-th item at distance
-    ``d`` has the global rank ``items_before[d] + j + 1``.
-    """
-    items_before, hits_before = offsets
-    sums = np.zeros(len(queries))
-    for rows, distances, relevant in _ranked(shard, queries, labels):
-        # Distances fit in 16 bits; NumPy sorts those stably with a radix sort.
-        order = np.argsort(distances.astype(np.uint16), axis=1, kind="stable")
-        distances = np.take_along_axis(distances, order, 1)
-        relevant = np.take_along_axis(relevant, order, 1)
-        rank = np.take_along_axis(items_before[rows], distances, 1)
-        rank += np.arange(1, distances.shape[1] + 1)
-        hits = np.take_along_axis(hits_before[rows], distances, 1)
-        hits += np.cumsum(relevant, axis=1)
-        sums[rows] = np.where(relevant, hits / rank, 0.0).sum(axis=1)
-    return sums

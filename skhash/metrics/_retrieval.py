@@ -27,7 +27,12 @@ from sklearn.utils._param_validation import (
     validate_params,
 )
 
-from .._ranking import distance_block, query_batches, stable_top_k
+from .._ranking import (
+    distance_block,
+    distance_histograms,
+    query_batches,
+    stable_top_k,
+)
 from .._supervision import encode_labels, relevance
 from ..codes import as_words, check_codes
 from ..utils._param_validation import Interval
@@ -167,15 +172,9 @@ class _Retrieval:
             yield distances, relevant
 
     def histograms(self, distances, relevant):
-        """Per query: items and relevant items at each distance 0..max_distance."""
-        n_rows = len(distances)
-        n_bins = self.max_distance + 1
-        # The excluded self lies past max_distance; clip it into a dropped bin.
-        flat = np.minimum(distances, n_bins) + (n_bins + 1) * np.arange(n_rows)[:, None]
-        size = n_rows * (n_bins + 1)
-        items = np.bincount(flat.ravel(), minlength=size).reshape(n_rows, -1)
-        hits = np.bincount(flat.ravel(), weights=relevant.ravel(), minlength=size)
-        return items[:, :n_bins], hits.reshape(n_rows, -1)[:, :n_bins]
+        """Per query: items and relevant items at each distance 0..max_distance
+        (the excluded self lies past it, and is dropped)."""
+        return distance_histograms(distances, relevant, self.max_distance + 1)
 
 
 def _ranked_relevance(distances, relevant, k):

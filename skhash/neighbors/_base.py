@@ -62,7 +62,96 @@ class NeighborsBase(BaseEstimator, metaclass=ABCMeta):
 
     @abstractmethod
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
-        """``(distances, indices)`` of the k nearest codes of each query."""
+        """Find the k nearest codes of each query.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_bytes), dtype uint8, default=None
+            Query codes (a Dask array for :class:`skhash.dask.HammingNeighbors`
+            gives Dask answers). ``None``: every database code queries the
+            others, not counting itself as its own neighbour.
+        n_neighbors : int, default=None
+            Number of neighbours; defaults to the constructor's.
+        return_distance : bool, default=True
+            Whether to return the distances.
+
+        Returns
+        -------
+        neigh_dist : ndarray of shape (n_queries, n_neighbors), dtype int32
+            Hamming distances (numbers of differing bits), ascending; only when
+            ``return_distance=True``.
+        neigh_ind : ndarray of shape (n_queries, n_neighbors)
+            Database indices; equal distances in index order.
+        """
+
+    @abstractmethod
+    def radius_neighbors(
+        self, X=None, radius=None, return_distance=True, sort_results=False
+    ):
+        """Find the codes within a Hamming radius of each query.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_bytes), dtype uint8, default=None
+            Query codes (Dask queries give Dask answers, as in
+            :meth:`kneighbors`). ``None``: every database code queries the
+            others.
+        radius : int, default=None
+            Codes at distance ``<= radius`` are returned; defaults to the
+            constructor's.
+        return_distance : bool, default=True
+            Whether to return the distances.
+        sort_results : bool, default=False
+            Sort each query's neighbours by (distance, index); otherwise they
+            are in index order.
+
+        Returns
+        -------
+        neigh_dist : ndarray of shape (n_queries,), dtype object
+            Arrays of int32 distances; only when ``return_distance=True``.
+        neigh_ind : ndarray of shape (n_queries,), dtype object
+            Arrays of database indices.
+        """
+
+    @abstractmethod
+    def predict(self, X):
+        """Labels voted by the ``n_neighbors`` nearest database codes.
+
+        1-D labels: the most frequent class among the neighbours (ties go to
+        the smallest class). Multi-label indicators: each label is on when more
+        than half of the neighbours have it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_bytes), dtype uint8
+            Query codes (Dask queries give a Dask answer).
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_queries,) or (n_queries, n_labels)
+        """
+
+    @abstractmethod
+    def score(self, X, y):
+        """Mean average precision of the queries against the fitted database.
+
+        Each query ranks the whole database by Hamming distance (ties by
+        index); relevant database codes share a label with it. See
+        :func:`skhash.metrics.mean_average_precision` (``k=None``, stable
+        ties, queries with nothing relevant count as 0).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_bytes), dtype uint8
+            Query codes.
+        y : array-like of shape (n_queries,) or (n_queries, n_labels)
+            Labels of the queries.
+
+        Returns
+        -------
+        score : float
+            MAP, between 0 and 1.
+        """
 
     @abstractmethod
     def _radius_csr(self, X, radius, sort_results):
@@ -152,6 +241,15 @@ class NeighborsBase(BaseEstimator, metaclass=ABCMeta):
         return csr_matrix(
             (data, indices, indptr), shape=(len(indptr) - 1, self.n_samples_fit_)
         )
+
+    @staticmethod
+    def _split_csr(csr, return_distance):
+        """``radius_neighbors``' answer from a radius search's CSR triple."""
+        distances, indices, indptr = csr
+        indices = split_runs(indices, indptr)
+        if not return_distance:
+            return indices
+        return split_runs(distances, indptr), indices
 
     @staticmethod
     def _compute(*answers):

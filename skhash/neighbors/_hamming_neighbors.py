@@ -5,7 +5,7 @@ from sklearn.base import _fit_context
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..codes import check_codes_dtype
-from ._base import NeighborsBase, split_runs, vote
+from ._base import NeighborsBase, vote
 from ._hamming_index import HammingIndex
 
 __all__ = ["HammingNeighbors"]
@@ -195,26 +195,6 @@ class HammingNeighbors(NeighborsBase):
         return {"algorithm": self.algorithm, "n_jobs": self.n_jobs}
 
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
-        """Find the k nearest codes of each query.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_queries, n_bytes), dtype uint8, default=None
-            Query codes. ``None``: every database code queries the others, not
-            counting itself as its own neighbour.
-        n_neighbors : int, default=None
-            Number of neighbours; defaults to the constructor's.
-        return_distance : bool, default=True
-            Whether to return the distances.
-
-        Returns
-        -------
-        neigh_dist : ndarray of shape (n_queries, n_neighbors), dtype int32
-            Hamming distances (numbers of differing bits), ascending; only when
-            ``return_distance=True``.
-        neigh_ind : ndarray of shape (n_queries, n_neighbors)
-            Database indices; equal distances in index order.
-        """
         queries, exclude = self._search(X)
         k = self._check_n_neighbors(n_neighbors, len(queries), X is None)
         distances, indices = self.index_.kneighbors(
@@ -225,34 +205,9 @@ class HammingNeighbors(NeighborsBase):
     def radius_neighbors(
         self, X=None, radius=None, return_distance=True, sort_results=False
     ):
-        """Find the codes within a Hamming radius of each query.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_queries, n_bytes), dtype uint8, default=None
-            Query codes. ``None``: every database code queries the others.
-        radius : int, default=None
-            Codes at distance ``<= radius`` are returned; defaults to the
-            constructor's.
-        return_distance : bool, default=True
-            Whether to return the distances.
-        sort_results : bool, default=False
-            Sort each query's neighbours by (distance, index); otherwise they
-            are in index order.
-
-        Returns
-        -------
-        neigh_dist : ndarray of shape (n_queries,), dtype object
-            Arrays of int32 distances; only when ``return_distance=True``.
-        neigh_ind : ndarray of shape (n_queries,), dtype object
-            Arrays of database indices.
-        """
         self._check_sort(sort_results, return_distance)
-        distances, indices, indptr = self._radius_csr(X, radius, sort_results)
-        indices = split_runs(indices, indptr)
-        if not return_distance:
-            return indices
-        return split_runs(distances, indptr), indices
+        csr = self._radius_csr(X, radius, sort_results)
+        return self._split_csr(csr, return_distance)
 
     def _radius_csr(self, X, radius, sort_results):
         queries, exclude = self._search(X)
@@ -262,45 +217,11 @@ class HammingNeighbors(NeighborsBase):
         )
 
     def predict(self, X):
-        """Labels voted by the ``n_neighbors`` nearest database codes.
-
-        1-D labels: the most frequent class among the neighbours (ties go to
-        the smallest class). Multi-label indicators: each label is on when more
-        than half of the neighbours have it.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_queries, n_bytes), dtype uint8
-            Query codes.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_queries,) or (n_queries, n_labels)
-        """
         self._check_fitted_with_y("predict")
         indices = self.kneighbors(X, return_distance=False)
         return vote(self.index_.labels[indices], getattr(self, "classes_", None))
 
     def score(self, X, y):
-        """Mean average precision of the queries against the fitted database.
-
-        Each query ranks the whole database by Hamming distance (ties by
-        index); relevant database codes share a label with it. See
-        :func:`skhash.metrics.mean_average_precision` (``k=None``, stable
-        ties, queries with nothing relevant count as 0).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_queries, n_bytes), dtype uint8
-            Query codes.
-        y : array-like of shape (n_queries,) or (n_queries, n_labels)
-            Labels of the queries.
-
-        Returns
-        -------
-        score : float
-            MAP, between 0 and 1.
-        """
         from ..metrics import mean_average_precision
 
         self._check_fitted_with_y("score")

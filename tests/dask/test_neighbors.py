@@ -488,7 +488,7 @@ def test_rounds_with_tiny_shards_and_the_whole_database(client, rounds):
 def test_rounds_planned_from_the_sample(client, monkeypatch):
     # The plan itself, end to end: with rounds free, the clustered database
     # plans some; the sample is every shard's exact k nearest of its codes.
-    monkeypatch.setattr(skhash.dask._neighbors, "_ROUND_COST", 0.0)
+    monkeypatch.setattr(skhash.dask._rounds, "ROUND_COST", 0.0)
     # 300 clusters of about 10 codes: a query's 6 nearest are in its cluster,
     # a shard's 6 nearest mostly not.
     rng = np.random.RandomState(14)
@@ -528,7 +528,7 @@ def test_no_sample_where_only_scans(client):
 
 
 def test_plan_radii():
-    from skhash.dask._neighbors import plan_radii
+    from skhash.dask._rounds import plan_radii
 
     n_bits = 64
     radius = np.arange(n_bits + 1, dtype=float)

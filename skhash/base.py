@@ -16,7 +16,7 @@ from ._supervision import check_supervision
 from .codes import n_bytes_for, pack_codes
 from .utils._param_validation import Interval
 
-__all__ = ["BaseHasher", "SupervisedHasherMixin"]
+__all__ = ["BaseHasher", "SupervisedHasherMixin", "fit_from_rows", "fits_from_rows"]
 
 # Longest code any hasher makes: 512-byte codes. Longer ones are almost always a
 # mistake, and some methods allocate in proportion to n_bits times the data.
@@ -56,6 +56,12 @@ class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
     _min_samples = 1
     # Unsupervised hashers that use labels when they are given (y optional).
     _optional_y = False
+    # Hashers whose fit takes only sums over rows also implement
+    # ``_fit_rows(rows)`` over :class:`skhash.utils._rows.Rows` (their ``_fit``
+    # calls it on the rows in memory; :func:`fit_from_rows` on any others,
+    # such as a Dask array's partitions), computing in ``_fit_dtype`` (None:
+    # the input's floating precision).
+    _fit_dtype = None
 
     @abstractmethod
     def __init__(self, n_bits=32):
@@ -163,3 +169,44 @@ class SupervisedHasherMixin:
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         return tags
+
+
+def fits_from_rows(hasher):
+    """Whether a hasher's fit takes only sums over rows (see
+    :func:`fit_from_rows`)."""
+    return callable(getattr(hasher, "_fit_rows", None))
+
+
+def fit_from_rows(hasher, rows_of, n_samples, n_features):
+    """Fit a hasher from sums over rows it never holds all at once.
+
+    The checks :meth:`BaseHasher.fit` makes of the data's shape, then the
+    hasher's own fit from ``rows_of(dtype)``: the rows (and, for a supervised
+    hasher, the labels as a float indicator matrix) as
+    :class:`skhash.utils._rows.Rows`, in ``dtype`` (None: the input's
+    floating precision). :mod:`skhash.dask` fits this way from partitions.
+
+    Parameters
+    ----------
+    hasher : BaseHasher
+        A hasher for which :func:`fits_from_rows` is true; it is modified.
+    rows_of : callable
+        ``rows_of(dtype)`` returns the rows to fit from.
+    n_samples, n_features : int
+        The shape of the data.
+
+    Returns
+    -------
+    hasher : BaseHasher
+        The fitted hasher.
+    """
+    hasher._validate_params()
+    if n_samples < hasher._min_samples:
+        raise ValueError(
+            f"Found array with {n_samples} sample(s) while a minimum of "
+            f"{hasher._min_samples} is required by {type(hasher).__name__}."
+        )
+    hasher.n_features_in_ = n_features
+    hasher._check_n_bits(n_samples, n_features)
+    hasher._fit_rows(rows_of(hasher._fit_dtype))
+    return hasher

@@ -165,6 +165,7 @@ class ITQHasher(BaseHasher):
         "random_state": ["random_state"],
     }
     _min_samples = 2
+    _fit_dtype = np.float64
 
     def __init__(self, n_bits=32, *, n_iter=50, extra_bits="expand", random_state=None):
         self.n_bits = n_bits
@@ -179,7 +180,7 @@ class ITQHasher(BaseHasher):
         return n_features * (1 if self.extra_bits == "raise" else 4)
 
     def _fit(self, X, y):
-        self._fit_rows(Rows(X.astype(np.float64)))
+        self._fit_rows(Rows(X.astype(self._fit_dtype)))
 
     def _fit_rows(self, rows):
         """Fit from :class:`~skhash.utils._rows.Rows` of float64 data (then, for
@@ -319,7 +320,7 @@ class CCAITQHasher(SupervisedHasherMixin, ITQHasher):
         y = check_labels(y)
         if y.ndim == 1:
             y = y[:, None] == np.unique(y)[None, :]
-        self._fit_rows(Rows(X.astype(np.float64), y.astype(np.float64)))
+        self._fit_rows(Rows(X.astype(self._fit_dtype), y.astype(self._fit_dtype)))
 
     def _directions(self, rows, means, n_directions):
         n = rows.n_samples

@@ -8,7 +8,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_feature_names
 
 from .._supervision import check_supervision
-from ..classical import LSHHasher
+from ..base import fit_from_rows, fits_from_rows
 from ._collections import aligned_labels, as_row_blocks
 
 # Partial sums added together per reduction task: a tree, so that no task
@@ -63,14 +63,23 @@ default=None
     >>> np.allclose(distributed.rotation_, local.rotation_)
     True
     """
-    hasher._validate_params()
     # Feature names, as scikit-learn records them, from a DataFrame's columns.
     columns = getattr(X, "_meta", None)
     X = as_row_blocks(X)
     if n_samples is not None:
         _fit_on_sample(hasher, X, y, n_samples, random_state)
-    elif hasattr(hasher, "_fit_rows"):
-        hasher._fit_rows(_checked_rows(hasher, X, y))
+    elif fits_from_rows(hasher):
+        supervised = hasher.__sklearn_tags__().target_tags.required
+
+        def rows_of(dtype):
+            data = X.astype(dtype or (X.dtype if X.dtype.kind == "f" else np.float64))
+            if not da.isfinite(data).all().compute():
+                raise ValueError("Input X contains NaN or infinity.")
+            if not supervised:
+                return DaskRows.of(data)
+            return DaskRows.of(data, _checked_labels(y, X.chunks[0]))
+
+        fit_from_rows(hasher, rows_of, *X.shape)
     else:
         raise ValueError(
             f"{type(hasher).__name__} cannot be fitted from sums over partitions; "
@@ -90,29 +99,6 @@ def _fit_on_sample(hasher, X, y, n_samples, random_state):
     if y is not None:
         y = aligned_labels(y, X.chunks[0])[chosen]
     hasher.fit(*dask.compute(X[chosen], y))
-
-
-def _checked_rows(hasher, X, y):
-    """The checks of ``hasher.fit``, on Dask data; then its rows, as
-    ``hasher._fit`` builds them."""
-    if X.shape[0] < hasher._min_samples:
-        raise ValueError(
-            f"Found array with {X.shape[0]} sample(s) while a minimum of "
-            f"{hasher._min_samples} is required by {type(hasher).__name__}."
-        )
-    if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
-    if not da.isfinite(X).all().compute():
-        raise ValueError("Input X contains NaN or infinity.")
-    hasher.n_features_in_ = X.shape[1]
-    hasher._check_n_bits(*X.shape)
-    # As their fit does: LSH keeps the input's precision, ITQ and CCA-ITQ
-    # compute in float64.
-    if not isinstance(hasher, LSHHasher):
-        X = X.astype(np.float64)
-    if not hasher.__sklearn_tags__().target_tags.required:
-        return DaskRows.of(X)
-    return DaskRows.of(X, _checked_labels(y, X.chunks[0]))
 
 
 def _checked_labels(y, row_chunks):

@@ -19,6 +19,7 @@ from sklearn.exceptions import DataConversionWarning
 from .._supervision import check_labels
 from ..codes import check_codes, check_codes_dtype
 from ..neighbors._base import split_runs
+from ..utils import _csr as csr
 from ._collections import aligned_labels, as_row_blocks
 from ._shards import shard_rows
 
@@ -154,13 +155,5 @@ def runs(answer, i):
 
 def gather_csr(answers):
     """One CSR triple of every block's, computed."""
-    parts = dask.compute(*[answer for answer in answers if answer is not None])
-    indptr, offset = [np.zeros(1, np.int64)], 0
-    for _, _, part_indptr in parts:  # empty blocks add no rows
-        indptr.append(part_indptr[1:] + offset)
-        offset += part_indptr[-1]
-    return (
-        np.concatenate([part[0] for part in parts]),
-        np.concatenate([part[1] for part in parts]),
-        np.concatenate(indptr),
-    )
+    # Empty blocks add no rows.
+    return csr.concatenate(dask.compute(*[a for a in answers if a is not None]))

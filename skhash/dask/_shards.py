@@ -14,6 +14,7 @@ import pandas as pd
 from dask.sizeof import sizeof
 
 from ..neighbors import HammingIndex
+from ..utils import _csr as csr
 
 PAIR_COLUMNS = {"left": np.int64, "right": np.int64, "distance": np.int32}
 # Distance of the padding of a shard's rows: past any real distance.
@@ -194,17 +195,14 @@ def shard_radius(shard, queries, task, rows=None):
 def merge_radius(n_queries, by_dist, *parts):
     """One CSR triple from the shards', each query's neighbours in index order
     (the shards' order) or, with ``by_dist``, in (distance, index) order."""
-    query_of = np.concatenate(
-        [np.repeat(np.arange(n_queries), np.diff(part[2])) for part in parts]
-    )
+    query_of = np.concatenate([csr.query_of(part[2]) for part in parts])
     distances = np.concatenate([part[0] for part in parts])
     indices = np.concatenate([part[1] for part in parts])
     if by_dist:
         order = np.lexsort((indices, distances, query_of))
     else:
         order = np.argsort(query_of, kind="stable")
-    indptr = np.zeros(n_queries + 1, np.int64)
-    np.cumsum(np.bincount(query_of, minlength=n_queries), out=indptr[1:])
+    indptr = csr.indptr_of(np.bincount(query_of, minlength=n_queries))
     return distances[order], indices[order], indptr
 
 

@@ -17,6 +17,7 @@ from joblib import effective_n_jobs
 
 from .._supervision import check_labels
 from ..codes import check_codes
+from ..utils import _csr as csr
 from ._index import drop_self, engine_class, resolve
 from ._snapshot import Snapshot
 from ._threads import max_threads
@@ -362,14 +363,8 @@ _RESOLVED = {
 
 def drop_rows(distances, indices, indptr, exclude):
     """A radius search's CSR triple less each query's ``exclude`` row."""
-    query_of = np.repeat(np.arange(len(exclude)), np.diff(indptr))
-    keep = indices != exclude[query_of]
-    if keep.all():
-        return distances, indices, indptr
-    counts = np.bincount(query_of[keep], minlength=len(exclude))
-    indptr = np.zeros(len(exclude) + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return distances[keep], indices[keep], indptr
+    keep = indices != exclude[csr.query_of(indptr)]
+    return csr.keep_entries(distances, indices, indptr, keep)
 
 
 def _is_plain_codes(X, n_bytes):

@@ -26,6 +26,7 @@ import mmap
 import numpy as np
 
 from ..codes import as_words
+from ..utils import _csr as csr
 
 # Engine name -> (module, class), imported on first use: numba, FAISS and torch
 # stay unimported until a search needs them.
@@ -125,11 +126,10 @@ def group(query_of, indices, distances, n_queries, by_dist):
     """
     keys = (query_of, distances, indices) if by_dist else (query_of, indices)
     order = np.lexsort(keys[::-1])
-    indptr = np.searchsorted(query_of[order], np.arange(n_queries + 1))
     return (
         distances[order].astype(np.int32),
         indices[order].astype(np.intp),
-        indptr.astype(np.int64),
+        csr.indptr_of(np.bincount(query_of, minlength=n_queries)),
     )
 
 

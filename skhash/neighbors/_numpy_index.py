@@ -8,6 +8,7 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from .._ranking import distance_block, query_batches, stable_top_k
+from ..utils import _csr as csr
 from ._index import SearchIndex
 
 
@@ -33,13 +34,7 @@ class NumpyIndex(SearchIndex):
             return found.astype(np.int32), columns.astype(np.intp), counts
 
         parts = self._map_batches(within, queries, n_jobs)
-        indptr = np.zeros(1 + sum(len(c) for _, _, c in parts), np.int64)
-        np.cumsum(np.concatenate([c for _, _, c in parts]), out=indptr[1:])
-        return (
-            np.concatenate([d for d, _, _ in parts]),
-            np.concatenate([i for _, i, _ in parts]),
-            indptr,
-        )
+        return csr.concatenate((d, i, csr.indptr_of(c)) for d, i, c in parts)
 
     def _map_batches(self, function, queries, n_jobs):
         """function(distances) for every query batch, in order."""

@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from joblib import cpu_count
 
+from ..utils import _csr as csr
+
 # Queries that share one pass over the database.
 QUERY_BLOCK = 64
 # Bound on one query block's candidate buffers, in bytes.
@@ -96,17 +98,11 @@ def join_blocks(block_results):
     ``offsets[i]:offsets[i + 1]``; query ``i`` of the whole search gets
     ``indptr[i]:indptr[i + 1]`` of the joined arrays, as in a CSR matrix.
     """
-    if len(block_results) == 1 and block_results[0][2][0] == 0:
-        indices, distances, offsets = block_results[0]
-        n = offsets[-1]
-        return distances[:n], indices[:n].astype(np.intp, copy=False), offsets
-    indices = [found[offsets[0] : offsets[-1]] for found, _, offsets in block_results]
-    distances = [found[offsets[0] : offsets[-1]] for _, found, offsets in block_results]
-    counts = [np.diff(offsets) for _, _, offsets in block_results]
-    indptr = np.zeros(1 + sum(len(c) for c in counts), np.int64)
-    np.cumsum(np.concatenate([np.zeros(0, np.int64), *counts]), out=indptr[1:])
-    return (
-        np.concatenate([np.zeros(0, np.int32), *distances]),
-        np.concatenate([np.zeros(0, np.intp), *indices]).astype(np.intp, copy=False),
-        indptr,
+    return csr.concatenate(
+        (
+            found_dist[offsets[0] : offsets[-1]],
+            found_ind[offsets[0] : offsets[-1]].astype(np.intp, copy=False),
+            offsets - offsets[0],
+        )
+        for found_ind, found_dist, offsets in block_results
     )

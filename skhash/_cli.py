@@ -49,12 +49,14 @@ from .deep import (
     HashNetHasher,
     OrthoHashHasher,
 )
+from .deep._requires import require_deep
 from .metrics import (
     HammingPrecisionRecallDisplay,
     mean_average_precision,
     precision_within_radius,
 )
 from .neighbors import HammingNeighbors
+from .utils._torch import device_name
 
 # name -> (factory(n_bits, random_state, options), supervised); options holds the
 # dataset's image shape and the number of training epochs of the deep hashers.
@@ -125,14 +127,6 @@ def _epoch_seconds(hasher):
     if not hasattr(hasher, "net_"):
         return "-"
     return f"{np.mean(hasher.net_.history[:, 'dur']):.2f}"
-
-
-def _device_name(device):
-    import torch
-
-    if device.startswith("cuda"):
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"{device} ({platform.processor() or platform.machine()})"
 
 
 # A decimal integer in ASCII digits, one spelling per number: int() would also
@@ -217,6 +211,12 @@ def _parse_args(parser, argv):
             _check_writable(parser, option, path)
     if "all" in args.hashers:
         args.hashers = list(HASHERS)
+    deep = [name for name in args.hashers if name in DEEP]
+    if deep:
+        try:
+            require_deep(f"--hashers {' '.join(deep)}")
+        except ImportError as error:
+            parser.error(str(error))
     return args
 
 
@@ -397,7 +397,7 @@ def _run_job(name, n_bits, args, options, split, unsupervised_train, k):
     else:
         hasher.fit(unsupervised_train)
     fit_seconds = time.perf_counter() - start
-    devices = {_device_name(hasher.device_)} if hasattr(hasher, "device_") else set()
+    devices = {device_name(hasher.device_)} if hasattr(hasher, "device_") else set()
     start = time.perf_counter()
     database = hasher.transform(split.X_database)
     queries = hasher.transform(split.X_query)

@@ -74,8 +74,7 @@ class ClassifierCodes(SupervisedHasherMixin, BaseHasher):
     nothing about items of classes the classifier never saw, which the
     unseen-class protocol of :func:`skhash.datasets.retrieval_split`
     (``unseen_classes``) measures. ONNX export (:func:`skhash.onnx.to_onnx`)
-    does not support this class: it would have to convert the wrapped
-    classifier.
+    converts the wrapped classifier with skl2onnx, which must support it.
 
     References
     ----------

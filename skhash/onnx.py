@@ -18,7 +18,8 @@ __all__ = ["to_onnx"]
 
 def _converter(hasher):
     """The function that converts ``hasher``, found along its class's MRO."""
-    from ._onnx import _classical, _deep
+    from ._onnx import _baselines, _classical, _deep
+    from .baselines import ClassifierCodes
     from .deep._engine import BaseDeepHasher
 
     if not isinstance(hasher, BaseHasher):
@@ -31,6 +32,7 @@ def _converter(hasher):
         for cls, project in _classical.PROJECTIONS.items()
     }
     converters[BaseDeepHasher] = _deep.convert
+    converters[ClassifierCodes] = _baselines.convert
     name = type(hasher).__name__
     for cls in type(hasher).__mro__:
         if cls not in converters:
@@ -52,8 +54,9 @@ def to_onnx(hasher, X_sample):
     The model's output under onnxruntime is ``hasher.transform(X)`` (see the
     Notes for how exactly): the classical hashers are rebuilt operation by
     operation, in the dtypes and the order in which NumPy computes their
-    projections, and the deep hashers' networks go through torch's exporter;
-    all end with the same threshold (``projection >= 0``) and packing nodes.
+    projections, the deep hashers' networks go through torch's exporter, and
+    the classifier of :class:`~skhash.ClassifierCodes` through skl2onnx; all
+    end with the same packing nodes.
 
     Parameters
     ----------
@@ -61,9 +64,10 @@ def to_onnx(hasher, X_sample):
         A fitted skhash hasher (any of :func:`skhash.utils.all_estimators`
         except :class:`~skhash.HammingNeighbors`).
     X_sample : array-like of shape (n_samples, n_features)
-        Example input. Only its dtype and width matter: float32 rows give a
-        model that takes float32, anything else float64, as ``transform``
-        converts them.
+        Example input. Its dtype and width matter: float32 rows give a model
+        that takes float32, anything else float64, as ``transform`` converts
+        them. For :class:`~skhash.ClassifierCodes` its rows matter too: the
+        converted classifier must predict as the classifier on them.
 
     Returns
     -------
@@ -75,7 +79,13 @@ def to_onnx(hasher, X_sample):
     Raises
     ------
     TypeError
-        If ``hasher`` is not a skhash hasher, or has no converter.
+        If ``hasher`` is not a skhash hasher, or has no converter, or is a
+        :class:`~skhash.ClassifierCodes` whose classifier skl2onnx cannot
+        convert (or converts into a model that predicts otherwise on
+        ``X_sample``).
+    ImportError
+        If a package the hasher's converter needs is missing: onnxscript for
+        the deep hashers, skl2onnx for :class:`~skhash.ClassifierCodes`.
     sklearn.exceptions.NotFittedError
         If ``hasher`` is not fitted.
     ValueError
@@ -102,6 +112,18 @@ def to_onnx(hasher, X_sample):
     need the ``onnxscript`` package (torch's exporter), and a user-supplied
     backbone must be traceable by ``torch.export``.
 
+    :class:`~skhash.ClassifierCodes` exports where skl2onnx converts its
+    classifier (scikit-learn's linear models, SVMs, trees and forests, naive
+    Bayes, nearest neighbours, MLPs, pipelines of them and
+    ``OneVsRestClassifier`` among others): the one-hot bits come from the
+    predicted label, the sign bits from the decision scores (skl2onnx's
+    ``raw_scores``). The classifier computes in float64 whatever the input
+    dtype, as most of scikit-learn's do, and in float32 where skl2onnx's
+    model has trees (as scikit-learn's trees do) or skl2onnx has no float64
+    model. One-hot bits can differ where two classes' scores tie (a small
+    forest's votes do: 79 of 23,594 rows for 20 trees and two classes), sign
+    bits where a score is zero within rounding.
+
     Examples
     --------
     >>> import onnxruntime as ort
@@ -125,4 +147,4 @@ def to_onnx(hasher, X_sample):
     X_sample = validate_data(
         hasher, X_sample, dtype=[np.float64, np.float32], reset=False
     )
-    return convert(hasher, X_sample.dtype)
+    return convert(hasher, X_sample)

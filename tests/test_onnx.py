@@ -10,11 +10,18 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
+from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
 from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier
 
-from skhash import HammingNeighbors, KSHHasher, LSHHasher
+from skhash import ClassifierCodes, HammingNeighbors, KSHHasher, LSHHasher
 from skhash.base import BaseHasher
 from skhash.codes import n_bytes_for
 from skhash.deep._engine import BaseDeepHasher
@@ -32,16 +39,7 @@ from skhash._onnx._graph import (  # noqa: E402
 from skhash.onnx import to_onnx  # noqa: E402
 
 ESTIMATORS = dict(all_estimators())
-# Hashers without a converter, each with the reason.
-NOT_EXPORTED = {
-    "ClassifierCodes": "wraps any scikit-learn classifier, which skhash cannot "
-    "convert (use skl2onnx on the classifier)",
-}
-HASHERS = [
-    name
-    for name, cls in ESTIMATORS.items()
-    if issubclass(cls, BaseHasher) and name not in NOT_EXPORTED
-]
+HASHERS = [name for name, cls in ESTIMATORS.items() if issubclass(cls, BaseHasher)]
 DEEP_HASHERS = [
     name for name in HASHERS if issubclass(ESTIMATORS[name], BaseDeepHasher)
 ]
@@ -107,6 +105,8 @@ def fitted(digits):
             pytest.importorskip("onnxscript")  # torch's ONNX exporter
             # The deep hashers train in float32 whatever the dtype: fit once.
             dtype = np.float64
+        if name == "ClassifierCodes":
+            pytest.importorskip("skl2onnx")  # converts its classifier
         if (name, dtype) not in cache:
             hasher = _make(name)
             cache[name, dtype] = hasher.fit(X[:120].astype(dtype), y[:120])
@@ -211,10 +211,13 @@ def _zero_projection(name, hasher, X):
 
 
 # A cosine of a float64 phase is never exactly zero: nothing to construct for
-# SpectralHasher. Of the deep hashers, one whose projection is the network's
-# output and DNNH's (sigmoid - 0.5); each export takes about a second.
+# SpectralHasher, nor for ClassifierCodes's one-hot codes (its decision scores
+# of zero are tested with its other codes below). Of the deep hashers, one
+# whose projection is the network's output and DNNH's (sigmoid - 0.5); each
+# export takes about a second.
+NEVER_ZERO = ["SpectralHasher", "ClassifierCodes"]
 ZERO_CASES = [
-    *(name for name in HASHERS if name not in DEEP_HASHERS + ["SpectralHasher"]),
+    *(name for name in HASHERS if name not in DEEP_HASHERS + NEVER_ZERO),
     "HashNetHasher",
     "DNNHHasher",
 ]
@@ -267,18 +270,159 @@ def test_errors(digits):
     with pytest.raises(TypeError, match="overrides _project of KSHHasher"):
         to_onnx(shifted.fit(X[:50], y[:50]), X[:1])
 
+    class Unconverted(BaseHasher):
+        def __init__(self, n_bits=8):
+            super().__init__(n_bits)
+
+        def _fit(self, X, y):
+            self.offset_ = X.mean()
+
+        def _project(self, X):
+            return X[:, : self.n_bits] - self.offset_
+
+    with pytest.raises(TypeError, match="no converter for Unconverted"):
+        to_onnx(Unconverted().fit(X), X[:1])
+
 
 def test_importing_skhash_does_not_import_onnx():
     code = (
-        "import sys, skhash, skhash.onnx, skhash._onnx._classical; "
-        "assert not {'onnx', 'onnxruntime', 'torch'} & set(sys.modules)"
+        "import sys, skhash, skhash.onnx, skhash._onnx._classical, "
+        "skhash._onnx._baselines; "
+        "assert not {'onnx', 'onnxruntime', 'skl2onnx', 'torch'} & set(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("name", sorted(NOT_EXPORTED))
-def test_hashers_without_a_converter_say_so(name, digits):
+# ClassifierCodes around classifiers that skl2onnx converts: the wrapped
+# classifier's model comes from skl2onnx, the bits from skhash.
+
+
+class _Centroids(ClassifierMixin, BaseEstimator):
+    """A classifier of the user's own, which skl2onnx has no converter for."""
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        self.centroids_ = np.array([X[y == c].mean(axis=0) for c in self.classes_])
+        return self
+
+    def decision_function(self, X):
+        return -((X[:, None, :] - self.centroids_) ** 2).sum(axis=2)
+
+    def predict(self, X):
+        return self.classes_[self.decision_function(X).argmax(axis=1)]
+
+
+# Labels of digits. Binary: class 1 appears first, so the bit order of
+# classes_ is the reverse of the classifier's sorted classes (the sign bit is
+# the negated score). Strings: first appearance differs from sorted order.
+LABELS = {
+    "multiclass": lambda y: y,
+    "binary": lambda y: (y % 2 == 0).astype(int),
+    "strings": lambda y: np.array(list("jihgfedcba"))[y],
+    "multilabel": lambda y: np.stack([y % 2, y % 3 == 0, y > 5], axis=1).astype(int),
+}
+# (code, labels, estimator, n_bits); None: ClassifierCodes's default
+# (LogisticRegression, in OneVsRestClassifier for multi-label). n_bits not a
+# multiple of 8 and above the classes' count: padding.
+CLASSIFIER_CASES = [
+    ("one_hot", "multiclass", None, 13),
+    ("sign", "multiclass", None, 13),
+    ("one_hot", "binary", None, None),
+    ("sign", "binary", None, 11),
+    ("one_hot", "strings", None, 20),
+    ("sign", "strings", None, None),
+    ("one_hot", "multilabel", None, 9),
+    ("sign", "multilabel", None, None),
+    # Trees: skl2onnx's model reads float32, as scikit-learn's trees do.
+    ("one_hot", "multiclass", DecisionTreeClassifier(random_state=0), None),
+    ("one_hot", "multilabel", DecisionTreeClassifier(random_state=0), 12),
+    ("sign", "multiclass", LinearSVC(), 12),
+    ("sign", "binary", LinearSVC(), None),
+    # skl2onnx has no float64 model of a binary LinearSVC's labels.
+    ("one_hot", "binary", LinearSVC(), None),
+    # skl2onnx's pipeline passes raw_scores to no step: asked of the last.
+    ("sign", "multiclass", make_pipeline(StandardScaler(), LogisticRegression()), 17),
+]
+
+
+def _case_id(case):
+    code, labels, estimator, n_bits = case
+    classifier = "default" if estimator is None else type(estimator).__name__
+    return f"{code}-{labels}-{classifier}-{n_bits}"
+
+
+@pytest.fixture(scope="module")
+def classifier_data(digits):
+    pytest.importorskip("skl2onnx")
     X, y = digits
-    hasher = ESTIMATORS[name]().fit(X[:200], y[:200])
-    with pytest.raises(TypeError, match="no converter"):
-        to_onnx(hasher, X[:1])
+    random_rows = np.random.RandomState(0).uniform(-1, 2, size=(200, X.shape[1]))
+    return X[:600], y[:600], np.vstack([X[600:], random_rows])
+
+
+@pytest.mark.parametrize(
+    "code, labels, estimator, n_bits",
+    CLASSIFIER_CASES,
+    ids=map(_case_id, CLASSIFIER_CASES),
+)
+def test_classifier_codes_equal_transform(
+    code, labels, estimator, n_bits, classifier_data
+):
+    X_train, y_train, queries = classifier_data
+    y_train = LABELS[labels](y_train)
+    hasher = ClassifierCodes(n_bits, estimator=estimator, code=code)
+    hasher.fit(X_train, y_train)
+    # Held-out digits and random rows, in both dtypes (a model per dtype).
+    for dtype in [np.float64, np.float32]:
+        X = queries.astype(dtype)
+        model = to_onnx(hasher, X[:1])
+        expected = hasher.transform(X)
+        np.testing.assert_array_equal(_run(model, X), expected)
+        np.testing.assert_array_equal(_run(model, X[-1:]), expected[-1:])
+    onnx.checker.check_model(model, full_check=True)
+    properties = {p.key: p.value for p in model.metadata_props}
+    assert properties["n_bits"] == str(hasher.n_bits_)
+
+
+def test_classifier_codes_score_of_zero_gives_bit_one(classifier_data):
+    X_train, y_train, queries = classifier_data
+    for labels in ["multiclass", "binary"]:
+        hasher = ClassifierCodes(code="sign").fit(X_train, LABELS[labels](y_train))
+        hasher.estimator_.coef_[:] = 0
+        hasher.estimator_.intercept_[:] = 0
+        expected = hasher.transform(queries)
+        assert (np.unpackbits(expected, axis=1, count=hasher.n_bits_) == 1).all()
+        np.testing.assert_array_equal(_run(to_onnx(hasher, queries), queries), expected)
+
+
+def test_classifier_codes_refusals(classifier_data, monkeypatch):
+    X_train, y_train, queries = classifier_data
+    supported = "ONNX export of ClassifierCodes needs a classifier skl2onnx supports"
+    hasher = ClassifierCodes(estimator=_Centroids()).fit(X_train, y_train)
+    with pytest.raises(TypeError, match=f"_Centroids.*{supported}"):
+        to_onnx(hasher, queries[:1])
+    # A classifier skl2onnx converts, but without its decision scores.
+    pipeline = make_pipeline(PCA(10), QuadraticDiscriminantAnalysis())
+    hasher = ClassifierCodes(estimator=pipeline, code="sign").fit(X_train, y_train)
+    with pytest.raises(TypeError, match=f"{supported}.*QuadraticDiscriminant.*raw"):
+        to_onnx(hasher, queries[:1])
+    # A model that skl2onnx makes and that disagrees with the classifier on
+    # the sample rows: here probabilities where decision scores belong.
+    from skhash._onnx import _baselines
+
+    hasher = ClassifierCodes(code="sign").fit(X_train, y_train)
+    no_raw_scores = {id(hasher.estimator_): {"zipmap": False}}
+    monkeypatch.setattr(_baselines, "_options", lambda *args: no_raw_scores)
+    with pytest.raises(TypeError, match=f"{supported}.*decision scores"):
+        to_onnx(hasher, queries[:3])
+    monkeypatch.undo()
+
+    class Renamed(ClassifierCodes):
+        def _outputs(self, X):
+            return -super()._outputs(X)
+
+    with pytest.raises(TypeError, match="overrides _outputs of ClassifierCodes"):
+        to_onnx(Renamed().fit(X_train, y_train), queries[:1])
+    monkeypatch.setitem(sys.modules, "skl2onnx", None)
+    hasher = ClassifierCodes().fit(X_train, y_train)
+    with pytest.raises(ImportError, match=r"skl2onnx.*pip install \"skhash\[onnx\]\""):
+        to_onnx(hasher, queries[:1])

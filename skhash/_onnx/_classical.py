@@ -13,8 +13,9 @@ from ..classical import ITQHasher, KSHHasher, LSHHasher, SpectralHasher, STHHash
 from ._graph import INPUT, GraphBuilder, Tensor, append_packing, make_model
 
 
-def convert(hasher, dtype, project):
+def convert(hasher, X_sample, project):
     """The model of a classical hasher whose projection ``project`` rebuilds."""
+    dtype = X_sample.dtype
     graph = GraphBuilder()
     projection = project(hasher, graph, Tensor(INPUT, np.dtype(dtype)))
     append_packing(graph, projection, hasher.n_bits)

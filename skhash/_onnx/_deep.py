@@ -17,9 +17,7 @@ from ._graph import (
     GraphBuilder,
     Tensor,
     append_packing,
-    finish,
-    input_info,
-    output_info,
+    enclose,
 )
 
 _NET_INPUT, _NET_OUTPUT = "skhash/network_input", "skhash/projection"
@@ -104,27 +102,16 @@ def _export(module, n_features):
     return exported.model_proto
 
 
-def convert(hasher, dtype):
-    """The model of a fitted deep hasher for inputs of ``dtype``."""
+def convert(hasher, X_sample):
+    """The model of a fitted deep hasher for inputs of ``X_sample``'s dtype."""
     from onnx import TensorProto, helper
 
     model = _export(_projection_module(hasher), hasher.n_features_in_)
-    graph = model.graph
-    (exported_output,) = graph.output
+    (exported_output,) = model.graph.output
     element_type = exported_output.type.tensor_type.elem_type
     projection = Tensor(_NET_OUTPUT, helper.tensor_dtype_to_np_dtype(element_type))
     builder = GraphBuilder()
     # _project hands the network float32 rows whatever the input dtype.
     builder.node("Cast", INPUT, to=TensorProto.FLOAT, output=_NET_INPUT)
     append_packing(builder, projection, hasher.n_bits)
-    cast, *packing = builder.nodes
-    nodes = [cast, *graph.node, *packing]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    graph.initializer.extend(builder.initializers)
-    del graph.input[:]
-    graph.input.append(input_info(dtype, hasher.n_features_in_))
-    del graph.output[:]
-    graph.output.append(output_info(hasher.n_bits))
-    graph.name = type(hasher).__name__
-    return finish(model, hasher)
+    return enclose(model, builder, 1, hasher, X_sample.dtype)

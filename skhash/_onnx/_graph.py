@@ -79,20 +79,31 @@ class GraphBuilder:
         return Tensor(self.node(op_type, tensor.name, constant), dtype)
 
 
-def append_packing(graph, projection, n_bits):
-    """Add the nodes of ``pack_codes(projection >= 0)``, output ``"codes"``.
+def threshold(graph, projection):
+    """Add the node of ``projection >= 0`` and return the name of its bits."""
+    zero = graph.constant(np.zeros((), dtype=projection.dtype))
+    return graph.node("GreaterOrEqual", projection.name, zero)
 
-    Bits are padded with zeros to whole bytes, grouped by eight and weighted
-    128, 64, ..., 1: :func:`numpy.packbits`'s order. The weighting runs in
-    int32 because onnxruntime has no uint8 kernels for Mul and ReduceSum.
+
+def append_packing(graph, projection, n_bits):
+    """Add the nodes of ``pack_codes(projection >= 0)``, output ``"codes"``."""
+    append_bit_packing(graph, threshold(graph, projection), n_bits, n_bits)
+
+
+def append_bit_packing(graph, bits, n_columns, n_bits):
+    """Add the nodes that pack boolean ``bits`` into codes of ``n_bits``.
+
+    ``bits`` has ``n_columns`` columns, at most ``n_bits``: zero bits pad them
+    to whole bytes, and the bits are grouped by eight and weighted 128, 64,
+    ..., 1: :func:`numpy.packbits`'s order. The weighting runs in int32
+    because onnxruntime has no uint8 kernels for Mul and ReduceSum. Output
+    ``"codes"``.
     """
     from onnx import TensorProto
 
-    zero = graph.constant(np.zeros((), dtype=projection.dtype))
-    bits = graph.node("GreaterOrEqual", projection.name, zero)
     bits = graph.node("Cast", bits, to=TensorProto.INT32)
     n_bytes = n_bytes_for(n_bits)
-    n_padding = 8 * n_bytes - n_bits
+    n_padding = 8 * n_bytes - n_columns
     if n_padding:
         pads = graph.constant(np.array([0, 0, 0, n_padding], dtype=np.int64))
         bits = graph.node("Pad", bits, pads)
@@ -104,6 +115,11 @@ def append_packing(graph, projection, n_bits):
     axis = graph.constant(np.array([2], dtype=np.int64))
     codes = graph.node("ReduceSum", weighted, axis, keepdims=0)
     graph.node("Cast", codes, to=TensorProto.UINT8, output=OUTPUT)
+
+
+def code_length(hasher):
+    """Bits per code: ``n_bits``, or ``n_bits_`` where fit fixes it (None)."""
+    return getattr(hasher, "n_bits_", hasher.n_bits)
 
 
 def input_info(dtype, n_features):
@@ -130,10 +146,30 @@ def make_model(graph, hasher, dtype, n_features):
         graph.nodes,
         type(hasher).__name__,
         [input_info(dtype, n_features)],
-        [output_info(hasher.n_bits)],
+        [output_info(code_length(hasher))],
         initializer=graph.initializers,
     )
     model = helper.make_model(body, opset_imports=[helper.make_opsetid("", OPSET)])
+    return finish(model, hasher)
+
+
+def enclose(model, graph, n_leading, hasher, dtype):
+    """A skhash model around ``model``, a graph made elsewhere (torch, skl2onnx).
+
+    The first ``n_leading`` nodes of ``graph`` read ``X`` and feed ``model``'s
+    nodes, which the rest of ``graph`` follows up to ``codes``: the order
+    ONNX requires (each node after those whose outputs it reads).
+    """
+    body = model.graph
+    nodes = [*graph.nodes[:n_leading], *body.node, *graph.nodes[n_leading:]]
+    del body.node[:]
+    body.node.extend(nodes)
+    body.initializer.extend(graph.initializers)
+    del body.input[:]
+    body.input.append(input_info(dtype, hasher.n_features_in_))
+    del body.output[:]
+    body.output.append(output_info(code_length(hasher)))
+    body.name = type(hasher).__name__
     return finish(model, hasher)
 
 
@@ -148,13 +184,14 @@ def finish(model, hasher):
         # their newest): the model then loads in every onnxruntime that runs
         # the opset. Local functions may need newer IR features: kept as is.
         model.ir_version = onnx.helper.find_min_ir_version_for(model.opset_import)
+    n_bits = code_length(hasher)
     model.producer_name, model.producer_version = "skhash", __version__
     model.doc_string = (
-        f"Packed binary codes of {type(hasher).__name__}(n_bits={hasher.n_bits}), "
+        f"Packed binary codes of {type(hasher).__name__}(n_bits={n_bits}), "
         "as its transform(X) computes them."
     )
     onnx.helper.set_model_props(
-        model, {"skhash.estimator": type(hasher).__name__, "n_bits": str(hasher.n_bits)}
+        model, {"skhash.estimator": type(hasher).__name__, "n_bits": str(n_bits)}
     )
     onnx.checker.check_model(model)
     return model

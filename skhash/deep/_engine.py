@@ -5,7 +5,8 @@ composes a skorch ``NeuralNet`` as ``net_``; skorch runs the training loop,
 devices, callbacks and the epoch table. The loss of every method takes the
 network outputs and the batch's labels, so pairs and triplets are formed inside
 each mini-batch by the loss itself and skorch's own ``get_loss`` serves as is.
-torch and skorch are imported only when a deep hasher is fitted or loaded.
+torch and skorch (the ``skhash[deep]`` extra) are imported only when a deep
+hasher is fitted or loaded.
 
 Saved state (pickle, joblib, skops): the trained network is kept as NumPy
 arrays of its ``state_dict`` and rebuilt from the hasher's parameters on load,
@@ -31,36 +32,10 @@ from sklearn.utils._param_validation import HasMethods, StrOptions
 from .._supervision import indicator_matrix
 from ..base import BaseHasher
 from ..utils._param_validation import Interval
+from ..utils._torch import loading_device, resolve_device
+from ._requires import require_deep
 
 _OPTIMIZERS = {"adam": "Adam", "sgd": "SGD"}
-
-
-def _resolve_device(device):
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def _loading_device(device, trained_on):
-    """Where a loaded network runs: with ``device="auto"``, this machine's
-    choice (a Dask worker with a GPU encodes there, wherever the network was
-    trained); otherwise the training device, or the CPU where CUDA is not
-    available (or the default GPU where the training one, e.g. a
-    data-parallel run's ``cuda:3``, does not exist)."""
-    import torch
-
-    if device == "auto":
-        return _resolve_device(device)
-    device = str(trained_on)
-    if not device.startswith("cuda"):
-        return device
-    if not torch.cuda.is_available():
-        return "cpu"
-    if torch.device(device).index not in (None, *range(torch.cuda.device_count())):
-        return "cuda"
-    return device
 
 
 def _module_arrays(module):
@@ -206,8 +181,7 @@ class BaseDeepHasher(BaseHasher):
         return HashNetwork(backbone, self._head(width), input_shape)
 
     def _fit(self, X, y):
-        import torch
-
+        torch = require_deep(f"{type(self).__name__}.fit")
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         accelerator = self.accelerator
         if accelerator is not None:
@@ -215,7 +189,7 @@ class BaseDeepHasher(BaseHasher):
         torch.manual_seed(seed)
         X = X.astype(np.float32)
         if accelerator is None:
-            self.device_ = _resolve_device(self.device)
+            self.device_ = resolve_device(self.device)
         else:
             self.device_ = str(accelerator.device)
         targets = self._targets(X, y)
@@ -311,6 +285,11 @@ class BaseDeepHasher(BaseHasher):
             return getattr(torch.optim, _OPTIMIZERS[self.optimizer])
         return self.optimizer
 
+    def __sklearn_is_fitted__(self):
+        # Fitted means trained: a fit that failed after validating X (torch
+        # missing, say) leaves n_features_in_ but no network to encode with.
+        return hasattr(self, "net_")
+
     def _project(self, X):
         outputs = self.net_.forward(X.astype(np.float32), training=False)
         return self._outputs_to_projection(outputs.cpu().numpy())
@@ -357,7 +336,7 @@ class BaseDeepHasher(BaseHasher):
             self.net_ = self._restored_net(weights, history)
 
     def _restored_net(self, weights, history):
-        import torch
+        torch = require_deep(f"Loading a fitted {type(self).__name__}")
         from skorch.history import History
 
         # The parameters come from a file: they pass fit's checks before any
@@ -367,7 +346,7 @@ class BaseDeepHasher(BaseHasher):
         # them must not move the caller's torch seed.
         with torch.random.fork_rng(devices=[]):
             module = self._network(self.n_features_in_)
-        device = _loading_device(self.device, self.device_)
+        device = loading_device(self.device, self.device_)
         net = self._skorch_net(module, device).initialize()
         try:
             net.module_.load_state_dict(

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..utils._torch import resolve_device
+
 _MIN_SIZE = 32
 # torchvision's ImageNet weights expect these per-channel statistics.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -129,10 +131,8 @@ def extract_features(
 ):
     """A backbone's features of every row of ``X``, computed once (eval mode,
     no gradients); documented as :func:`skhash.deep.extract_features`."""
-    from ._engine import _resolve_device
-
     X = np.asarray(X, dtype=np.float32)
-    backbone = backbone.to(_resolve_device(device))
+    backbone = backbone.to(resolve_device(device))
     parameters = [*backbone.parameters(), *backbone.buffers()]
     where = parameters[0].device if parameters else torch.device("cpu")
     training = backbone.training

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..codes import as_words
 from ..utils import _csr as csr
+from ..utils._torch import cuda_available, resolve_device
 
 # Engine name -> (module, class), imported on first use: numba, FAISS and torch
 # stay unimported until a search needs them.
@@ -147,9 +148,6 @@ def resolve(backend, device):
     engine_class(backend).check_available()
     if backend != "torch":
         return backend, "cpu"
-    import torch
-
-    cuda = torch.cuda.is_available()
-    if device == "cuda" and not cuda:
+    if device == "cuda" and not cuda_available():
         raise ValueError('device="cuda" but torch.cuda.is_available() is False.')
-    return backend, "cuda" if device == "cuda" or (device == "auto" and cuda) else "cpu"
+    return backend, resolve_device(device)

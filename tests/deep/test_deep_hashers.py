@@ -159,21 +159,21 @@ def test_cuda_fit_then_cpu_encoding(digits):
 
 
 def test_loaded_networks_run_where_the_device_parameter_says(monkeypatch):
-    from skhash.deep._engine import _loading_device
+    from skhash.utils._torch import loading_device
 
     # A machine with one GPU: device="auto" takes it, whatever trained the
     # network (a Dask worker with a GPU encodes there); a GPU it does not
     # have becomes its default one.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert _loading_device("auto", "cpu") == "cuda"
-    assert _loading_device("cpu", "cpu") == "cpu"
-    assert _loading_device("cuda:3", "cuda:3") == "cuda"
-    assert _loading_device("cuda:0", "cuda:0") == "cuda:0"
+    assert loading_device("auto", "cpu") == "cuda"
+    assert loading_device("cpu", "cpu") == "cpu"
+    assert loading_device("cuda:3", "cuda:3") == "cuda"
+    assert loading_device("cuda:0", "cuda:0") == "cuda:0"
     # Without CUDA, everything on the CPU.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert _loading_device("auto", "cuda") == "cpu"
-    assert _loading_device("cuda", "cuda") == "cpu"
+    assert loading_device("auto", "cuda") == "cpu"
+    assert loading_device("cuda", "cuda") == "cpu"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

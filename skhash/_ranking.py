@@ -1,21 +1,24 @@
 """Ranking codes by Hamming distance in bounded blocks: the ground floor that the
 metrics and the NumPy search engine share.
 
-Queries are processed in batches whose distance block holds at most
-``_BATCH_ELEMENTS`` entries, so memory stays bounded whatever the number of
-queries and database codes; ties are broken by database index everywhere.
+Queries are processed in batches whose distance blocks fit the working
+memory (``skhash.utils._memory``), so memory stays bounded whatever the number
+of queries and database codes; ties are broken by database index everywhere.
 """
 
 import numpy as np
 
 from .codes import distances_from_words
+from .utils._memory import rows_within
 
-_BATCH_ELEMENTS = 1 << 22
+# Bytes per query-code pair of a batch: its distance, its relevance and the
+# sort keys and histograms made from them.
+_PAIR_BYTES = 16
 
 
 def query_batches(n_queries, n_database):
-    """Slices of query rows whose distance blocks have bounded size."""
-    size = max(1, _BATCH_ELEMENTS // max(1, n_database))
+    """Slices of query rows whose distance blocks fit the working memory."""
+    size = rows_within(_PAIR_BYTES * n_database)
     return [
         slice(start, min(start + size, n_queries))
         for start in range(0, n_queries, size)

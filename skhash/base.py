@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._supervision import check_supervision
 from .codes import n_bytes_for, pack_codes
+from .utils._memory import rows_within
 from .utils._param_validation import Interval
 
 __all__ = ["BaseHasher", "SupervisedHasherMixin", "fit_from_rows", "fits_from_rows"]
@@ -21,8 +22,6 @@ __all__ = ["BaseHasher", "SupervisedHasherMixin", "fit_from_rows", "fits_from_ro
 # Longest code any hasher makes: 512-byte codes. Longer ones are almost always a
 # mistake, and some methods allocate in proportion to n_bits times the data.
 MAX_N_BITS = 4096
-# Projection values computed at once by transform (~32 MiB of float64).
-_TRANSFORM_BLOCK = 1 << 22
 
 
 class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
@@ -128,7 +127,7 @@ class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         n_bits = getattr(self, "n_bits_", self.n_bits)
         # In row blocks: the projection is n_bits floats a row, the code n_bits/8
         # bytes, so projecting everything at once would need 64x the output.
-        rows = max(1, _TRANSFORM_BLOCK // n_bits)
+        rows = rows_within(8 * n_bits)  # float64 projections
         codes = np.empty((len(X), n_bytes_for(n_bits)), dtype=np.uint8)
         for start in range(0, len(X), rows):
             block = self._project(X[start : start + rows])

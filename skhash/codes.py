@@ -10,13 +10,10 @@ Distances are integer bit counts, never fractions.
 
 import numpy as np
 
+from .utils._memory import rows_within
 from .utils._param_validation import check_count
 
 __all__ = ["check_codes", "hamming_distances", "pack_codes", "unpack_codes"]
-
-# Upper bound on the elements of one temporary XOR block in hamming_distances,
-# so that large inputs are processed in slices of bounded memory (~64 MiB).
-_BLOCK_ELEMENTS = 1 << 23
 
 
 def n_bytes_for(n_bits):
@@ -161,9 +158,9 @@ def as_words(codes):
 def hamming_distances(A, B=None):
     """Hamming distances between two sets of packed codes.
 
-    The work is done in slices so that temporary memory stays bounded (about
-    64 MiB) whatever the sizes of ``A`` and ``B``; only the result itself is
-    ``len(A) x len(B)``.
+    The work is done in slices so that temporary memory stays within the
+    working memory (64 MiB) whatever the sizes of ``A`` and ``B``; only the
+    result itself is ``len(A) x len(B)``.
 
     Parameters
     ----------
@@ -203,8 +200,9 @@ def distances_from_words(words_A, words_B):
     """
     out = np.empty((len(words_A), len(words_B)), dtype=np.int32)
     n_words = words_A.shape[1]
-    cols = max(1, min(len(words_B), _BLOCK_ELEMENTS // n_words))
-    rows = max(1, _BLOCK_ELEMENTS // (cols * n_words))
+    # The XOR block of words takes the working memory; the output does not.
+    cols = max(1, min(len(words_B), rows_within(8 * n_words)))
+    rows = rows_within(8 * n_words * cols)
     for i in range(0, len(words_A), rows):
         for j in range(0, len(words_B), cols):
             block = words_A[i : i + rows, None, :] ^ words_B[None, j : j + cols, :]

@@ -45,14 +45,15 @@ def test_hamming_distances_match_bitwise_comparison(n_bits):
 
 
 def test_hamming_distances_is_sliced_with_bounded_blocks(monkeypatch):
-    import skhash.codes
+    import skhash.utils._memory
 
     rng = np.random.RandomState(1)
     A = pack_codes(rng.randint(2, size=(37, 70)))
     B = pack_codes(rng.randint(2, size=(53, 70)))
     expected = hamming_distances(A, B)
-    # A block budget smaller than one row of B forces slicing along both axes.
-    monkeypatch.setattr(skhash.codes, "_BLOCK_ELEMENTS", 10)
+    # A budget of ten words, less than one row of B, forces slicing along both
+    # axes.
+    monkeypatch.setattr(skhash.utils._memory, "WORKING_MEMORY", 10 * 8)
     np.testing.assert_array_equal(hamming_distances(A, B), expected)
 
 

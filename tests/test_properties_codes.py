@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import skhash.codes
+import skhash.utils._memory
 from skhash.codes import check_codes, hamming_distances, pack_codes, unpack_codes
 
 N_BITS = st.one_of(
@@ -169,9 +169,11 @@ def test_pack_rejects_values_other_than_zero_and_one(bits, bad, data):
 def test_hamming_distances_match_the_reference(n_bits, same, block, data):
     A_bits = data.draw(bit_arrays(n_bits, max_rows=40), label="A bits")
     B_bits = A_bits if same else data.draw(bit_arrays(n_bits, max_rows=40), label="B")
-    # A tiny block budget forces hamming_distances to slice both axes.
-    budget = skhash.codes._BLOCK_ELEMENTS if block is None else block
-    with mock.patch.object(skhash.codes, "_BLOCK_ELEMENTS", budget):
+    # A tiny budget (``block`` words) forces hamming_distances to slice both
+    # axes.
+    memory = skhash.utils._memory
+    budget = memory.WORKING_MEMORY if block is None else 8 * block
+    with mock.patch.object(memory, "WORKING_MEMORY", budget):
         got = (
             hamming_distances(pack_codes(A_bits))
             if same

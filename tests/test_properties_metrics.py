@@ -267,14 +267,18 @@ def assert_curve(got, want, thresholds):
         )
 
 
-# The metrics' private query batch size, patched by name: when it moves, only
-# the tests that patch it fail, with the name that must be updated.
-BATCH_ELEMENTS = "skhash._ranking._BATCH_ELEMENTS"
+# The working memory, patched by name: when it moves, only the tests that
+# patch it fail, with the name that must be updated.
+WORKING_MEMORY = "skhash.utils._memory.WORKING_MEMORY"
+# Its bytes per query-code pair of a metric's batch.
+PAIR_BYTES = 16
 
 
 def batches(size):
     """Tiny query batches, so that results are joined across many of them."""
-    return mock.patch(BATCH_ELEMENTS, size) if size else contextlib.nullcontext()
+    if not size:
+        return contextlib.nullcontext()
+    return mock.patch(WORKING_MEMORY, size * PAIR_BYTES)
 
 
 BATCH = st.sampled_from([None, 1, 5, 64])

@@ -163,7 +163,8 @@ def engine(backend, algorithm, n_jobs, **params):
 
 # Private block sizes, patched by name: when one moves, only the tests that
 # patch it fail, with the name that must be updated.
-BATCH_ELEMENTS = "skhash._ranking._BATCH_ELEMENTS"
+WORKING_MEMORY = "skhash.utils._memory.WORKING_MEMORY"
+PAIR_BYTES = 16  # of a NumPy engine's batch, per query-code pair
 TORCH_BLOCK = "skhash.neighbors._torch_index._TORCH_BLOCK"
 
 
@@ -177,7 +178,7 @@ def small_blocks(data):
     torch_block = data.draw(st.sampled_from([None, 2000]), label="torch block")
     with contextlib.ExitStack() as patches:
         if batch:
-            patches.enter_context(mock.patch(BATCH_ELEMENTS, batch))
+            patches.enter_context(mock.patch(WORKING_MEMORY, batch * PAIR_BYTES))
         if torch_block:
             patches.enter_context(mock.patch(TORCH_BLOCK, torch_block))
         yield

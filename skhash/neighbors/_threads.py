@@ -15,11 +15,13 @@ import numpy as np
 from joblib import cpu_count
 
 from ..utils import _csr as csr
+from ..utils._memory import WORKING_MEMORY
 
 # Queries that share one pass over the database.
 QUERY_BLOCK = 64
-# Bound on one query block's candidate buffers, in bytes.
-_BUFFER_BYTES = 1 << 24
+# Bound on one query block's candidate buffers: a quarter of the working
+# memory, as up to a few blocks run at once.
+_BUFFER_BYTES = WORKING_MEMORY // 4
 
 
 def query_blocks(n_queries, n_jobs, per_query_bytes=0, largest=QUERY_BLOCK):

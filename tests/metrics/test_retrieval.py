@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import UndefinedMetricWarning
 
-import skhash._ranking
+import skhash.utils._memory
 from skhash.codes import pack_codes
 from skhash.metrics import (
     mean_average_precision,
@@ -247,7 +247,8 @@ def test_results_do_not_depend_on_the_batch_size(monkeypatch, ties):
         )
 
     expected = everything()
-    monkeypatch.setattr(skhash._ranking, "_BATCH_ELEMENTS", 7)
+    # Seven query-code pairs a batch (16 bytes each).
+    monkeypatch.setattr(skhash.utils._memory, "WORKING_MEMORY", 7 * 16)
     for value, reference in zip(everything(), expected, strict=True):
         np.testing.assert_allclose(value, reference)
 

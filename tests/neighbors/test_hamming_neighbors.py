@@ -9,7 +9,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import Pipeline
 
-import skhash._ranking
+import skhash.utils._memory
 from skhash import HammingNeighbors, LSHHasher
 from skhash.codes import pack_codes, unpack_codes
 
@@ -124,7 +124,7 @@ def test_results_do_not_depend_on_batches_or_threads(monkeypatch):
     Q = _codes(60, 37, seed=9, clustered=True)
     expected = HammingNeighbors(n_neighbors=10).fit(D).kneighbors(Q)
     expected_radius = HammingNeighbors().fit(D).radius_neighbors(Q)[1]
-    monkeypatch.setattr(skhash._ranking, "_BATCH_ELEMENTS", 1000)
+    monkeypatch.setattr(skhash.utils._memory, "WORKING_MEMORY", 1000 * 16)
     for n_jobs in [1, 2]:
         nn = HammingNeighbors(n_neighbors=10, n_jobs=n_jobs).fit(D)
         for got, want in zip(nn.kneighbors(Q), expected, strict=True):

@@ -169,7 +169,7 @@ class HammingIndex:
 
     def _kneighbors(self, queries, k, algorithm, n_jobs):
         scan = self._engine(self.backend)
-        if algorithm == "brute" or (algorithm == "auto" and self.backend != "numba"):
+        if not self.may_use_tables(algorithm):
             return scan.kneighbors(queries, k, n_jobs=n_jobs)
         index = self._engine("multi_index")
         if algorithm == "multi_index":
@@ -235,12 +235,21 @@ class HammingIndex:
         )
         return found if exclude is None else drop_rows(*found, exclude)
 
+    def may_use_tables(self, algorithm=None):
+        """Whether searches may go through the multi-index tables: always with
+        ``"multi_index"``, and under ``"auto"`` with the compiled kernels
+        (whose engine the tables are; the other backends always scan)."""
+        algorithm = algorithm or self.algorithm
+        return algorithm == "multi_index" or (
+            algorithm == "auto" and self.backend == "numba"
+        )
+
     def uses_multi_index(self, radius, algorithm=None):
         """Whether a radius search goes through the multi-index tables."""
         algorithm = algorithm or self.algorithm
         if algorithm != "auto":
             return algorithm == "multi_index"
-        return self.backend == "numba" and (
+        return self.may_use_tables(algorithm) and (
             self._engine("multi_index").cheaper_than_scan(radius)
         )
 
@@ -252,10 +261,7 @@ class HammingIndex:
         when the index would cost more; an index that never uses its tables
         scans at every radius."""
         scan = float(self.n_codes * -(-self.codes.shape[1] // 8))
-        uses_tables = self.algorithm == "multi_index" or (
-            self.algorithm == "auto" and self.backend == "numba"
-        )
-        if not uses_tables:
+        if not self.may_use_tables():
             every = np.full(self.n_bits + 1, scan)
             return every, every.copy(), scan
         index = self._engine("multi_index")
@@ -271,11 +277,7 @@ class HammingIndex:
         The engines are searched directly, so the automatic choices stay
         untouched."""
         probe = self.codes[:1]
-        names = [self.backend]
-        if self.algorithm == "multi_index" or (
-            self.algorithm == "auto" and self.backend == "numba"
-        ):
-            names.append("multi_index")
+        names = [self.backend, *(["multi_index"] if self.may_use_tables() else [])]
         for name in names:
             engine = self._engine(name)
             engine.kneighbors(probe, 1, n_jobs=1)

@@ -255,6 +255,11 @@ class HammingNeighbors(NeighborsBase):
         super().__setstate__(state)
         index = vars(self).get("index_")
         if index is None:
+            if "_fit_X" in state:  # fitted before the search core existed
+                raise ValueError(
+                    "This HammingNeighbors was saved by an earlier skhash, whose "
+                    "state this version does not read; fit it again."
+                )
             return
         if not isinstance(index, HammingIndex):
             raise ValueError(_DAMAGED.format("an index_ that is not a HammingIndex"))

@@ -238,3 +238,11 @@ def test_codes_changed_in_memory_after_fit_are_refused():
     codes[:] = codes[::-1]
     with pytest.raises(ValueError, match="changed since fit"):
         nn.radius_neighbors(codes[:5], radius=2)
+
+
+def test_a_file_from_before_the_search_core_is_refused_clearly(fitted):
+    state = pickle.loads(pickle.dumps(fitted)).__getstate__()
+    index = state.pop("index_")
+    state["_fit_X"], state["_fit_y"] = index.codes, index.labels
+    with pytest.raises(ValueError, match="earlier skhash"):
+        pickle.loads(pickle.dumps(_Crafted(HammingNeighbors, state)))

@@ -18,6 +18,7 @@ from joblib import effective_n_jobs
 from .._supervision import check_labels
 from ..codes import check_codes
 from ..utils import _csr as csr
+from ..utils._param_validation import check_count
 from ._index import drop_self, engine_class, resolve
 from ._snapshot import Snapshot
 from ._threads import max_threads
@@ -82,10 +83,7 @@ class HammingIndex:
         device="auto",
         n_jobs=None,
     ):
-        if algorithm not in ALGORITHMS:
-            raise ValueError(
-                f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}."
-            )
+        self.algorithm = _check_algorithm(algorithm)
         self.codes = check_codes(codes)
         if len(self.codes) == 0:
             raise ValueError("A HammingIndex needs at least one code.")
@@ -96,7 +94,6 @@ class HammingIndex:
                     f"X has {len(self.codes)} codes but y has {len(labels)} labels."
                 )
         self.labels = labels
-        self.algorithm = algorithm
         self.backend, self.device = resolve(backend, device)
         self.n_jobs = n_jobs
         self._start()
@@ -161,10 +158,10 @@ class HammingIndex:
         queries = self.check_queries(queries)
         exclude = self._check_exclude(exclude, len(queries))
         available = self.n_codes - (exclude is not None)
-        if not 1 <= k <= available:
+        if check_count(k, "k") > available:
             raise ValueError(f"k must be from 1 to {available}, got {k}.")
         found = self._kneighbors(
-            queries, k + (exclude is not None), algorithm or self.algorithm,
+            queries, k + (exclude is not None), self._algorithm(algorithm),
             self._threads(n_jobs),
         )  # fmt: skip
         return found if exclude is None else drop_self(*found, exclude)
@@ -228,9 +225,9 @@ class HammingIndex:
         exclude = self._check_exclude(exclude, len(queries))
         # No two codes differ in more bits than a code has: a larger radius
         # means every code, and must cost no more than that.
-        radius = min(radius, self.n_bits)
+        radius = min(check_count(radius, "radius", minimum=0), self.n_bits)
         name = self.backend
-        if self.uses_multi_index(radius, algorithm or self.algorithm):
+        if self.uses_multi_index(radius, self._algorithm(algorithm)):
             name = "multi_index"
         found = self._engine(name).radius_neighbors(
             queries, radius, n_jobs=self._threads(n_jobs), by_dist=sort
@@ -241,14 +238,14 @@ class HammingIndex:
         """Whether searches may go through the multi-index tables: always with
         ``"multi_index"``, and under ``"auto"`` with the compiled kernels
         (whose engine the tables are; the other backends always scan)."""
-        algorithm = algorithm or self.algorithm
+        algorithm = self._algorithm(algorithm)
         return algorithm == "multi_index" or (
             algorithm == "auto" and self.backend == "numba"
         )
 
     def uses_multi_index(self, radius, algorithm=None):
         """Whether a radius search goes through the multi-index tables."""
-        algorithm = algorithm or self.algorithm
+        algorithm = self._algorithm(algorithm)
         if algorithm != "auto":
             return algorithm == "multi_index"
         return self.may_use_tables(algorithm) and (
@@ -298,6 +295,10 @@ class HammingIndex:
                 params = {"device": self.device} if name == "torch" else {}
                 self._engines[name] = engine_class(name)(self.codes, **params)
             return self._engines[name]
+
+    def _algorithm(self, algorithm):
+        """A search's algorithm: the index's own unless overridden."""
+        return self.algorithm if algorithm is None else _check_algorithm(algorithm)
 
     def _threads(self, n_jobs):
         # The scans are compute-bound: threads beyond the processors only wait.
@@ -363,6 +364,12 @@ _RESOLVED = {
     ("numba", "cpu"), ("numpy", "cpu"), ("faiss", "cpu"),
     ("torch", "cpu"), ("torch", "cuda"),
 }  # fmt: skip
+
+
+def _check_algorithm(algorithm):
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}.")
+    return algorithm
 
 
 def drop_rows(distances, indices, indptr, exclude):

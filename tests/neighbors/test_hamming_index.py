@@ -68,6 +68,12 @@ def test_bad_arguments_are_clear_errors():
         index.radius_neighbors(codes[:2].astype(np.int64), 1)
     with pytest.raises(ValueError, match="algorithm must be one of"):
         HammingIndex(codes, algorithm="tree")
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        index.radius_neighbors(codes[:2], 1, algorithm="tree")
+    with pytest.raises(ValueError, match="non-negative integer"):
+        index.radius_neighbors(codes[:2], -1)
+    with pytest.raises((TypeError, ValueError), match="k"):
+        index.kneighbors(codes[:2], 2.5)
     with pytest.raises(ValueError, match="at least one code"):
         HammingIndex(codes[:0])
     with pytest.raises(ValueError, match="50 codes but y has 3 labels"):

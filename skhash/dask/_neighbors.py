@@ -222,7 +222,7 @@ class HammingNeighbors(NeighborsBase):
                 block.codes,
                 _shards.Task(int(offset), block.own_start_in(s), **task),
                 rows,
-            )  # fmt: skip
+            )
             for s, (shard, offset) in enumerate(
                 zip(self._shards, self.shard_offsets_, strict=False)
             )

@@ -242,6 +242,7 @@ def test_ctrl_c_keeps_the_finished_rows(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
     try:
         # Off a terminal the progress is a line per finished job, flushed.
@@ -261,6 +262,21 @@ def test_ctrl_c_keeps_the_finished_rows(tmp_path):
     assert [line.split(" | ")[:2] for line in lines[4:]] == [["| lsh", "64"]]
 
 
+@pytest.fixture
+def ctrl_c():
+    """Ctrl-C handled as Python does by default, also where the tests run with
+    SIGINT ignored (a background job of a non-interactive shell)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def _default_sigint():
+    # In the child, before Python starts: with SIGINT ignored (inherited from a
+    # background job), Python would not turn Ctrl-C into KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class _StopsOnCtrlC(LSHHasher):
     def fit(self, X, y=None):
         # As skorch's fit does: Ctrl-C ends the training, and fit returns.
@@ -271,7 +287,9 @@ class _StopsOnCtrlC(LSHHasher):
         return super().fit(X, y)
 
 
-def test_ctrl_c_swallowed_by_a_fit_still_stops_the_run(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_swallowed_by_a_fit_still_stops_the_run(
+    tmp_path, monkeypatch, capsys, ctrl_c
+):
     # A deep hasher's row after Ctrl-C would be that of a half-trained model.
     monkeypatch.setitem(
         HASHERS, "itq", (lambda n_bits, seed, o: _StopsOnCtrlC(n_bits), False)
@@ -291,7 +309,9 @@ def test_ctrl_c_swallowed_by_a_fit_still_stops_the_run(tmp_path, monkeypatch, ca
     assert mark == ["# partial: interrupted after 1 of 3 jobs"]
 
 
-def test_ctrl_c_before_any_row_leaves_the_output_alone(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_before_any_row_leaves_the_output_alone(
+    tmp_path, monkeypatch, capsys, ctrl_c
+):
     monkeypatch.setitem(
         HASHERS, "itq", (lambda n_bits, seed, o: _StopsOnCtrlC(n_bits), False)
     )

@@ -133,16 +133,7 @@ SCRIPT = textwrap.dedent(
 
     # The deep hashers import, construct, clone, print and pickle; fit says
     # what to install.
-    for name in [
-        "CSQHasher",
-        "DNNHHasher",
-        "DPNHasher",
-        "DSHHasher",
-        "DSTHHasher",
-        "GreedyHashHasher",
-        "HashNetHasher",
-        "OrthoHashHasher",
-    ]:
+    for name in [name for name in skhash.deep.__all__ if name.endswith("Hasher")]:
         hasher = getattr(skhash, name)(16, max_epochs=1)
         assert clone(hasher).get_params() == hasher.get_params()
         assert name in repr(hasher)

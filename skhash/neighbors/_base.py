@@ -18,12 +18,13 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ..utils._param_validation import Interval, check_count
+from ._hamming_index import ALGORITHMS
 
 # What each search parameter may be; also the Dask similarity join's.
 PARAMETER_CONSTRAINTS = {
     "n_neighbors": [Interval(Integral, 1, None, closed="left")],
     "radius": [Interval(Integral, 0, None, closed="left")],
-    "algorithm": [StrOptions({"auto", "brute", "multi_index"})],
+    "algorithm": [StrOptions(set(ALGORITHMS))],
     "backend": [StrOptions({"auto", "numba", "numpy", "faiss", "torch"})],
     "device": [StrOptions({"auto", "cpu", "cuda"})],
     "n_jobs": [

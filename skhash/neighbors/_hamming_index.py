@@ -155,8 +155,7 @@ class HammingIndex:
         distances : ndarray of shape (n_queries, k), dtype int32
         indices : ndarray of shape (n_queries, k), dtype intp
         """
-        queries = self.check_queries(queries)
-        exclude = self._check_exclude(exclude, len(queries))
+        queries, exclude = self._start_search(queries, exclude)
         available = self.n_codes - (exclude is not None)
         if check_count(k, "k") > available:
             raise ValueError(f"k must be from 1 to {available}, got {k}.")
@@ -221,8 +220,7 @@ class HammingIndex:
         indptr : ndarray of shape (n_queries + 1,), dtype int64
             Query ``i``'s neighbours are ``indices[indptr[i]:indptr[i + 1]]``.
         """
-        queries = self.check_queries(queries)
-        exclude = self._check_exclude(exclude, len(queries))
+        queries, exclude = self._start_search(queries, exclude)
         # No two codes differ in more bits than a code has: a larger radius
         # means every code, and must cost no more than that.
         radius = min(check_count(radius, "radius", minimum=0), self.n_bits)
@@ -283,10 +281,17 @@ class HammingIndex:
             engine.radius_neighbors(probe, 0, n_jobs=1, by_dist=False)
         return self
 
-    def _engine(self, name):
-        """The engine ``name``, built on first use, then kept; every search
-        gets its engines here, after checking that the codes are unchanged."""
+    def _start_search(self, queries, exclude):
+        """A search's validated queries and excluded rows, once the codes are
+        known to be those the engines were derived from (checked once a
+        search, not once an engine)."""
+        queries = self.check_queries(queries)
+        exclude = self._check_exclude(exclude, len(queries))
         self._snapshot.check(self.codes)
+        return queries, exclude
+
+    def _engine(self, name):
+        """The engine ``name``, built on first use, then kept."""
         engine = self._engines.get(name)
         if engine is not None:
             return engine

@@ -45,8 +45,8 @@ class Snapshot:
     """
 
     def __init__(self, codes):
-        self.rows = np.unique(np.linspace(0, len(codes) - 1, _SAMPLED_ROWS).round())
-        self.rows = self.rows.astype(np.intp)
+        rows = np.linspace(0, len(codes) - 1, _SAMPLED_ROWS).round().astype(np.intp)
+        self.rows = np.unique(rows)
         self.sample = codes[self.rows].tobytes()
         self.path = mapped_path(codes)
         self.stat = None if self.path is None else _identity(self.path)

@@ -12,6 +12,7 @@ from .classical import (
     ITQHasher,
     KSHHasher,
     LSHHasher,
+    SignHasher,
     SpectralHasher,
     STHHasher,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "LSHHasher",
     "OrthoHashHasher",
     "STHHasher",
+    "SignHasher",
     "SpectralHasher",
     "hamming_distances",
     "pack_codes",

@@ -62,6 +62,12 @@ class BaseHasher(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
     # the input's floating precision).
     _fit_dtype = None
 
+    def _fits_from_rows(self):
+        """Whether this hasher, with its parameters, fits from sums over rows:
+        a hasher whose statistics are sums for some parameters only (a mean,
+        not a median) says so here."""
+        return callable(getattr(self, "_fit_rows", None))
+
     @abstractmethod
     def __init__(self, n_bits=32):
         self.n_bits = n_bits
@@ -173,7 +179,7 @@ class SupervisedHasherMixin:
 def fits_from_rows(hasher):
     """Whether a hasher's fit takes only sums over rows (see
     :func:`fit_from_rows`)."""
-    return callable(getattr(hasher, "_fit_rows", None))
+    return bool(getattr(hasher, "_fits_from_rows", lambda: False)())
 
 
 def fit_from_rows(hasher, rows_of, n_samples, n_features):

@@ -73,6 +73,7 @@ def get_trusted_types():
     ['skhash.baselines.ClassifierCodes', 'skhash.classical._itq.CCAITQHasher',
      'skhash.classical._itq.ITQHasher', 'skhash.classical._ksh.KSHHasher',
      'skhash.classical._lsh.LSHHasher',
+     'skhash.classical._sign.SignHasher',
      'skhash.classical._spectral.SpectralHasher',
      'skhash.classical._sth.STHHasher', 'skhash.deep._csq.CSQHasher',
      'skhash.deep._dnnh.DNNHHasher', 'skhash.deep._dpn.DPNHasher',

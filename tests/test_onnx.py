@@ -203,6 +203,10 @@ def _zero_projection(name, hasher, X):
             for parameter in hasher.net_.module_.parameters():
                 parameter.zero_()
         return hasher, X
+    if name == "SignHasher":  # a row on the thresholds
+        on_threshold = np.zeros(hasher.n_features_in_)
+        on_threshold[: hasher.n_bits_] = hasher.threshold_
+        return hasher, np.vstack([on_threshold, X, on_threshold])
     if name == "KSHHasher":
         hasher.coef_ = np.zeros_like(hasher.coef_)
         return hasher, X

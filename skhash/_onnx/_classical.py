@@ -9,8 +9,22 @@ and flip the bits of projections close to zero.
 import numpy as np
 from sklearn.utils.extmath import row_norms
 
-from ..classical import ITQHasher, KSHHasher, LSHHasher, SpectralHasher, STHHasher
-from ._graph import INPUT, GraphBuilder, Tensor, append_packing, make_model
+from ..classical import (
+    ITQHasher,
+    KSHHasher,
+    LSHHasher,
+    SignHasher,
+    SpectralHasher,
+    STHHasher,
+)
+from ._graph import (
+    INPUT,
+    GraphBuilder,
+    Tensor,
+    append_packing,
+    code_length,
+    make_model,
+)
 
 
 def convert(hasher, X_sample, project):
@@ -18,7 +32,7 @@ def convert(hasher, X_sample, project):
     dtype = X_sample.dtype
     graph = GraphBuilder()
     projection = project(hasher, graph, Tensor(INPUT, np.dtype(dtype)))
-    append_packing(graph, projection, hasher.n_bits)
+    append_packing(graph, projection, code_length(hasher))
     return make_model(graph, hasher, dtype, hasher.n_features_in_)
 
 
@@ -78,6 +92,17 @@ def _sth(hasher, graph, X):
     return graph.numpy_op("Div", scores, divisor)
 
 
+def _sign(hasher, graph, X):
+    if hasher.n_bits_ < hasher.n_features_in_:
+        bounds = [np.array([value], dtype=np.int64) for value in (0, hasher.n_bits_)]
+        axis = graph.constant(np.array([1], dtype=np.int64))
+        kept = graph.node("Slice", X.name, *map(graph.constant, bounds), axis)
+        X = Tensor(kept, X.dtype)
+    # float64 thresholds: float32 rows are cast to float64 first, as NumPy
+    # promotes them, so that each bit is exactly x >= threshold.
+    return graph.numpy_op("Sub", X, hasher.threshold_)
+
+
 # ITQHasher's entry serves CCAITQHasher too: they share _project.
 PROJECTIONS = {
     LSHHasher: _lsh,
@@ -85,4 +110,5 @@ PROJECTIONS = {
     SpectralHasher: _spectral,
     KSHHasher: _ksh,
     STHHasher: _sth,
+    SignHasher: _sign,
 }

@@ -3,6 +3,7 @@
 from ._itq import CCAITQHasher, ITQHasher
 from ._ksh import KSHHasher
 from ._lsh import LSHHasher
+from ._sign import SignHasher
 from ._spectral import SpectralHasher
 from ._sth import STHHasher
 
@@ -12,5 +13,6 @@ __all__ = [
     "KSHHasher",
     "LSHHasher",
     "STHHasher",
+    "SignHasher",
     "SpectralHasher",
 ]

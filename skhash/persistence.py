@@ -135,7 +135,24 @@ def dump(estimator, file):
     >>> np.array_equal(load(file).transform(X), hasher.transform(X))
     True
     """
+    _refuse_cluster_state(estimator)
     _skops_io().dump(estimator, file)
+
+
+def _refuse_cluster_state(estimator):
+    """A fitted estimator of :mod:`skhash.dask` (alone or inside a pipeline)
+    holds references to its workers' memory, which no file can hold."""
+    params = estimator.get_params() if hasattr(estimator, "get_params") else {}
+    for part in [estimator, *params.values()]:
+        if type(part).__module__.startswith("skhash.dask.") and hasattr(
+            part, "n_samples_fit_"
+        ):
+            raise TypeError(
+                f"A fitted skhash.dask.{type(part).__name__} cannot be saved: its "
+                "database is in the memory of its cluster's workers, not in the "
+                "object. Save its codes (and labels) and fit it again where it "
+                "is needed."
+            )
 
 
 def load(file, *, trusted=None):

@@ -22,7 +22,7 @@ from ._blocks import (
     stitch,
 )
 from ._collections import as_row_blocks
-from ._placement import build_shards
+from ._placement import attach, build_shards
 
 __all__ = ["HammingNeighbors"]
 
@@ -118,6 +118,12 @@ class HammingNeighbors(NeighborsBase):
     distance (smaller distances anywhere, the same distance in earlier shards)
     and sums the precisions at its relevant items.
 
+    A fitted estimator refers to its shards on the cluster rather than holding
+    them: pickled, it works wherever that cluster is reachable (in the same
+    session, or sent to a task); loaded where it is not, or after its cluster
+    closed, its searches raise a ``RuntimeError``, and skops refuses to save
+    it.
+
     Searches are Dask tasks: a worker lost mid-search has its tasks, and the
     shards it held, recomputed by Dask from their inputs, or the search fails
     with Dask's error (``KilledWorker``); it never returns a partial answer.
@@ -184,7 +190,7 @@ class HammingNeighbors(NeighborsBase):
         self.n_features_in_ = codes.shape[1]
         self.n_samples_fit_ = codes.shape[0]
         self.shard_offsets_ = np.array([*starts, codes.shape[0]], np.intp)
-        self._shards = shards
+        self._persisted = shards
         self._row_chunks = row_chunks
         self._fit_lazy = is_dask_collection(X)
         self._labels = described[0]["labels"]  # (shape of one row, dtype) or None
@@ -197,6 +203,28 @@ class HammingNeighbors(NeighborsBase):
             max(_rounds.SAMPLE_K, self.n_neighbors),
         )  # fmt: skip
         return self
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # Bound to this process's client at once, if it holds the shards, so
+        # that they outlive the estimator that was pickled.
+        if hasattr(self, "_persisted"):
+            attach(self._persisted)
+
+    @property
+    def _shards(self):
+        """The persisted shards, once sure that they are still on a cluster
+        this process computes on."""
+        check_is_fitted(self)
+        if not attach(self._persisted):
+            raise RuntimeError(
+                f"This fitted {type(self).__name__}'s shards are not on any "
+                "cluster this process is connected to: they stay in the memory "
+                "of the workers that built them, so it was loaded from a pickle "
+                "made on another cluster, or its cluster has closed. Fit it "
+                "again on this cluster."
+            )
+        return self._persisted
 
     def _blocks(self, X):
         """The queries as :class:`QueryBlock` s, and whether they are lazy.

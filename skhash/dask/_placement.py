@@ -43,6 +43,38 @@ def build_shards(codes, labels, params):
     return shards, [int(starts[group[0]]) for group in groups]
 
 
+def attach(shards):
+    """Whether every persisted shard is on a cluster this process computes on.
+
+    A shard loaded from a pickle is a future bound to no client: it is bound
+    to this process's client, whose scheduler is asked whether it holds the
+    shard; one it does not hold (a pickle made on another cluster) is
+    cancelled, and so refused at once by later searches, as is a shard whose
+    cluster closed.
+    """
+    try:
+        from distributed import Future, get_client
+    except ImportError:  # no distributed: the shards are plain objects
+        return True
+    futures = [
+        value
+        for shard in shards
+        for value in dict(shard.dask).values()
+        if isinstance(value, Future)
+    ]
+    unbound = [future for future in futures if future.status is None]
+    if unbound:
+        try:
+            client = get_client()
+        except ValueError:  # no client yet: they stay unbound
+            return False
+        for future in unbound:
+            future.bind_client(client)
+        held = client.who_has(unbound)
+        client.cancel([future for future in unbound if not held.get(future.key)])
+    return all(future.status not in (None, "cancelled") for future in futures)
+
+
 def _workers():
     """Addresses of the workers when Dask computes on a distributed cluster,
     else none (a local scheduler: one shard)."""

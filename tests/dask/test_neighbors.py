@@ -2,6 +2,7 @@
 
 import gc
 import os
+import pickle
 import signal
 import time
 
@@ -309,6 +310,62 @@ def test_a_worker_killed_during_a_search_is_retried_or_raises(own_cluster):
     else:  # Dask recomputed the lost tasks (and shards) elsewhere: all of it
         np.testing.assert_array_equal(found[0], expected[0])
         np.testing.assert_array_equal(found[1], expected[1])
+
+
+def test_pickled_on_the_same_cluster_answers_as_before(client):
+    D = _codes(200, seed=21, clustered=True)
+    nn = HammingNeighbors(n_neighbors=3).fit(da.from_array(D, chunks=50))
+    expected = nn.kneighbors(D[:10])
+    loaded = pickle.loads(pickle.dumps(nn))
+    del nn  # the loaded copy alone keeps the shards alive
+    gc.collect()
+    for _ in range(2):
+        found = loaded.kneighbors(D[:10])
+        np.testing.assert_array_equal(found[0], expected[0])
+        np.testing.assert_array_equal(found[1], expected[1])
+
+
+def test_pickled_to_another_cluster_is_refused_not_left_hanging(client, own_cluster):
+    # Fitted on the session's cluster, loaded where the test's own cluster is
+    # current: its shards are not there (the FutureCancelledError).
+    D = _codes(200, seed=22, clustered=True)
+    with client.as_current():
+        blob = pickle.dumps(HammingNeighbors().fit(da.from_array(D, chunks=50)))
+    loaded = pickle.loads(blob)
+    for _ in range(2):  # refused again, not waiting on shards that never come
+        with pytest.raises(RuntimeError, match="not on any cluster"):
+            loaded.kneighbors(D[:5])
+    with pytest.raises(RuntimeError, match="not on any cluster"):
+        skhash.dask.similarity_join(da.from_array(D, chunks=50), loaded)
+
+
+def test_skops_refuses_a_fitted_one_clearly(client, tmp_path):
+    pytest.importorskip("skops")
+    from sklearn.pipeline import make_pipeline
+
+    from skhash.persistence import dump
+
+    D = _codes(100, seed=24, clustered=True)
+    dump(HammingNeighbors(), tmp_path / "unfitted.skops")  # only parameters
+    nn = HammingNeighbors().fit(da.from_array(D, chunks=50))
+    for estimator in [nn, make_pipeline(skhash.LSHHasher(n_bits=N_BITS), nn)]:
+        with pytest.raises(TypeError, match="HammingNeighbors cannot be saved"):
+            dump(estimator, tmp_path / "fitted.skops")
+
+
+def test_a_closed_cluster_is_refused():
+    from distributed import Client, LocalCluster
+
+    D = _codes(100, seed=23, clustered=True)
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster,
+        Client(cluster, set_as_default=False) as client,
+        client.as_current(),
+    ):
+        nn = HammingNeighbors().fit(da.from_array(D, chunks=50))
+        nn.kneighbors(D[:5])
+    with pytest.raises(RuntimeError, match="its cluster has closed"):
+        nn.kneighbors(D[:5])
 
 
 def test_errors_like_single_machine(client):

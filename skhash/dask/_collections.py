@@ -10,9 +10,11 @@ import numpy as np
 def as_row_blocks(X, name="X"):
     """``X`` as a 2-D Dask array chunked along rows only.
 
-    A Dask DataFrame becomes its values (its partitions' lengths computed); a
-    NumPy array becomes one block. Columns are merged into one chunk: encoding
-    and search need whole rows.
+    A Dask DataFrame becomes its values (its partitions' lengths computed), its
+    index dropped: the codes of :func:`skhash.dask.transform`, one ``uint8``
+    column per byte, become the array of codes. A NumPy array becomes one
+    block. Columns are merged into one chunk: encoding and search need whole
+    rows.
     """
     X = _as_dask_array(X)
     if X.ndim != 2:

@@ -14,7 +14,9 @@ import pandas as pd
 from dask.sizeof import sizeof
 
 from ..neighbors import HammingIndex
+from ..neighbors._duplicates import pairs_within
 from ..utils import _csr as csr
+from ..utils._vectors import check_vectors
 
 PAIR_COLUMNS = {"left": np.int64, "right": np.int64, "distance": np.int32}
 # Distance of the padding of a shard's rows: past any real distance.
@@ -206,17 +208,74 @@ def merge_radius(n_queries, by_dist, *parts):
     return distances[order], indices[order], indptr
 
 
-def shard_pairs(shard, queries, radius, left_offset, right_offset, upper):
-    """The (left, right, distance) pairs of a block of queries and a shard,
-    sorted by (left, right), in global rows; with ``upper`` (a self-join),
-    only those with ``left < right``."""
-    distances, right, indptr = shard_radius(
-        shard, queries, Task(right_offset, radius=radius)
-    )
-    left = np.repeat(np.arange(len(indptr) - 1) + left_offset, np.diff(indptr))
-    if upper:
-        keep = left < right
-        left, right, distances = left[keep], right[keep], distances[keep]
-    return pd.DataFrame({"left": left, "right": right, "distance": distances}).astype(
-        PAIR_COLUMNS
-    )
+def shard_pairs(
+    shard, queries, task, query_vectors=None, shard_vectors=None, query_ids=None,
+    shard_ids=None,
+):  # fmt: skip
+    """The pairs of a block of queries and a shard (see :class:`PairTask`),
+    sorted by global ``(left, right)`` rows, verified on the vectors (each
+    side's, row for row) when given; ``query_ids`` and ``shard_ids`` (pandas
+    Indexes), when given, replace the rows in the ``left`` and ``right``
+    columns."""
+    found = list(
+        pairs_within(
+            shard, queries, task.radius, query_offset=task.left_offset,
+            index_offset=task.right_offset, upper=task.upper,
+            query_vectors=query_vectors, index_vectors=shard_vectors,
+            max_distance=task.max_distance, metric=task.metric,
+        )
+    )  # fmt: skip
+    columns = pair_columns(task.max_distance is not None)
+    pairs = pd.DataFrame(
+        {
+            name: np.concatenate([np.zeros(0, dtype), *(part[i] for part in found)])
+            for i, (name, dtype) in enumerate(columns.items())
+        }
+    ).astype(columns)
+    for name, ids, offset in [
+        ("left", query_ids, task.left_offset),
+        ("right", shard_ids, task.right_offset),
+    ]:
+        if ids is not None:
+            pairs[name] = ids.take(pairs[name].to_numpy() - offset)
+    return pairs
+
+
+@dataclass(frozen=True)
+class PairTask:
+    """What a join asks a shard of a block of queries: the global rows where
+    the block (``left_offset``) and the shard (``right_offset``) start,
+    whether only pairs ``left < right`` count (``upper``, a self-join), and
+    the verification's ``max_distance`` (None: none) and ``metric``."""
+
+    radius: int
+    left_offset: int
+    right_offset: int
+    upper: bool
+    max_distance: float | None = None
+    metric: str = "euclidean"
+
+
+def pair_columns(verified):
+    """The columns of a join's pairs, in global rows, and their dtypes."""
+    return {**PAIR_COLUMNS, **({"vector_distance": np.float64} if verified else {})}
+
+
+def checked_vectors(block, name):
+    """A block of vectors, checked finite (see ``check_vectors``) once,
+    before the searches that verify pairs on it."""
+    return check_vectors(block, name=name)
+
+
+def stack_ids(*indexes):
+    """The pandas Indexes one after the other, their dtype kept."""
+    return indexes[0].append(list(indexes[1:]))
+
+
+def frame_values(part):
+    """A partition of a DataFrame of codes as an array of codes."""
+    return np.ascontiguousarray(part.to_numpy(dtype=np.uint8))
+
+
+def frame_index(part):
+    return part.index

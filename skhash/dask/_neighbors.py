@@ -22,7 +22,7 @@ from ._blocks import (
     stitch,
 )
 from ._collections import as_row_blocks
-from ._placement import attach, build_shards
+from ._placement import attach, attached, build_shards
 
 __all__ = ["HammingNeighbors"]
 
@@ -206,25 +206,16 @@ class HammingNeighbors(NeighborsBase):
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        # Bound to this process's client at once, if it holds the shards, so
-        # that they outlive the estimator that was pickled.
+        # Bound at once to this process's client, if it holds the shards, so
+        # that they outlive the pickled original.
         if hasattr(self, "_persisted"):
             attach(self._persisted)
 
     @property
     def _shards(self):
-        """The persisted shards, once sure that they are still on a cluster
-        this process computes on."""
+        """The persisted shards, checked to be on a cluster of this process."""
         check_is_fitted(self)
-        if not attach(self._persisted):
-            raise RuntimeError(
-                f"This fitted {type(self).__name__}'s shards are not on any "
-                "cluster this process is connected to: they stay in the memory "
-                "of the workers that built them, so it was loaded from a pickle "
-                "made on another cluster, or its cluster has closed. Fit it "
-                "again on this cluster."
-            )
-        return self._persisted
+        return attached(self._persisted)
 
     def _blocks(self, X):
         """The queries as :class:`QueryBlock` s, and whether they are lazy.

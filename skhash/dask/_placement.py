@@ -75,6 +75,18 @@ def attach(shards):
     return all(future.status not in (None, "cancelled") for future in futures)
 
 
+def attached(shards):
+    """The shards, once :func:`attach` finds them on a cluster."""
+    if not attach(shards):
+        raise RuntimeError(
+            "This fitted estimator's shards are not on any cluster this process "
+            "is connected to: they stay in the memory of the workers that built "
+            "them, so it was loaded from a pickle made on another cluster, or "
+            "its cluster has closed. Fit it again on this cluster."
+        )
+    return shards
+
+
 def _workers():
     """Addresses of the workers when Dask computes on a distributed cluster,
     else none (a local scheduler: one shard)."""

@@ -27,7 +27,7 @@ from .deep import (
     HashNetHasher,
     OrthoHashHasher,
 )
-from .neighbors import HammingNeighbors
+from .neighbors import HammingNeighbors, RescoringNeighbors
 
 __version__ = "0.1.0.dev0"
 
@@ -46,6 +46,7 @@ __all__ = [
     "KSHHasher",
     "LSHHasher",
     "OrthoHashHasher",
+    "RescoringNeighbors",
     "STHHasher",
     "SignHasher",
     "SpectralHasher",

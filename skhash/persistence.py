@@ -82,7 +82,8 @@ def get_trusted_types():
      'skhash.deep._hashnet.HashNetHasher',
      'skhash.deep._orthohash.OrthoHashHasher',
      'skhash.neighbors._hamming_index.HammingIndex',
-     'skhash.neighbors._hamming_neighbors.HammingNeighbors']
+     'skhash.neighbors._hamming_neighbors.HammingNeighbors',
+     'skhash.neighbors._rescoring.RescoringNeighbors']
     """
     from sklearn.base import BaseEstimator
 

@@ -2,8 +2,9 @@
 
 Each case gives a clear error, or a result equal to the one from clean input.
 Estimators are discovered, so a new one gets the matrix for free: a hasher
-through its ``fit`` / ``transform``, ``HammingNeighbors`` through its search
-methods; anything else fails ``test_every_estimator_is_in_the_matrix``.
+through its ``fit`` / ``transform``, ``HammingNeighbors`` and
+``RescoringNeighbors`` through their search methods; anything else fails
+``test_every_estimator_is_in_the_matrix``.
 """
 
 import tracemalloc
@@ -17,7 +18,7 @@ from sklearn.exceptions import DataConversionWarning, NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 from test_common import FAST_PARAMS
 
-from skhash import HammingNeighbors, pack_codes
+from skhash import HammingNeighbors, RescoringNeighbors, pack_codes
 from skhash.base import MAX_N_BITS, BaseHasher
 from skhash.utils import all_estimators
 
@@ -26,7 +27,7 @@ HASHER_IDS = [name for name, _ in HASHERS]
 
 
 def test_every_estimator_is_in_the_matrix():
-    covered = set(HASHER_IDS) | {"HammingNeighbors"}
+    covered = set(HASHER_IDS) | {"HammingNeighbors", "RescoringNeighbors"}
     assert {name for name, _ in all_estimators()} <= covered
 
 
@@ -294,3 +295,60 @@ def test_neighbors_need_labels_and_fitting():
             method(database)
     with pytest.raises(ValueError, match="labels"):
         HammingNeighbors().fit(database, y[:-1])
+
+
+# RescoringNeighbors: float vectors, rescored candidates of their sign codes.
+def _vectors(n_samples=60, n_features=12, seed=0):
+    return np.random.RandomState(seed).normal(size=(n_samples, n_features))
+
+
+@pytest.mark.parametrize(
+    ("X", "match"),
+    [
+        (np.full((3, 12), np.nan), "NaN or infinite"),
+        (np.vstack([np.ones((2, 12)), np.full((1, 12), -np.inf)]), "first at row 2"),
+        (np.zeros((0, 12)), "0 sample"),
+        (np.zeros(12), "2D array"),
+        (np.full((3, 12), "a"), "convert string to float"),
+        (np.ones((3, 12)) * 1j, "Complex data"),
+        (sp.csr_matrix(np.ones((3, 12))), "[Ss]parse"),
+    ],
+    ids=["nan", "inf", "empty", "1-D", "str", "complex", "sparse"],
+)
+def test_rescoring_rejects_what_is_not_vectors(X, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        RescoringNeighbors().fit(X)
+    nn = RescoringNeighbors().fit(_vectors())
+    for search in (nn.kneighbors, lambda Q: nn.radius_neighbors(Q, radius=0.5)):
+        with pytest.raises((ValueError, TypeError), match=match):
+            search(X)
+    with pytest.raises(ValueError, match="5 features"):
+        nn.kneighbors(np.ones((3, 5)))
+
+
+def test_rescoring_input_forms_give_the_same_results():
+    X = _vectors()
+    expected = RescoringNeighbors(n_neighbors=4).fit(X).kneighbors(X[::3])
+    forms = [
+        (np.asfortranarray(X), np.asfortranarray(X[::3])),
+        (_read_only(X), _read_only(X[::3])),
+        (pd.DataFrame(X), pd.DataFrame(X[::3])),
+        (X.tolist(), X[::3].tolist()),
+    ]
+    for database, queries in forms:
+        nn = RescoringNeighbors(n_neighbors=4).fit(database)
+        for got, want in zip(nn.kneighbors(queries), expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n_neighbors", [0, -1, True, 2.5, 61])
+def test_rescoring_rejects_absurd_k(n_neighbors):
+    nn = RescoringNeighbors().fit(_vectors())
+    with pytest.raises(ValueError, match="n_neighbors"):
+        nn.kneighbors(_vectors()[:3], n_neighbors=n_neighbors)
+
+
+def test_rescoring_rejects_fewer_candidates_than_neighbours():
+    nn = RescoringNeighbors(n_neighbors=5, n_candidates=2).fit(_vectors())
+    with pytest.raises(ValueError, match="n_candidates"):
+        nn.kneighbors(_vectors()[:3])

@@ -43,10 +43,12 @@ FAST_PARAMS = {
     "DSTHHasher": {"n_bits": 2, "n_neighbors": 5, **_DEEP, "random_state": 0},
     "HashNetHasher": {"n_bits": 3, **_DEEP, "random_state": 0},
     "HammingNeighbors": {"n_neighbors": 3},
+    "RescoringNeighbors": {"n_neighbors": 3},
     "ITQHasher": {"n_bits": 2, "n_iter": 5, "random_state": 0},
     "KSHHasher": {"n_bits": 3, "n_anchors": 8, "n_labeled": None, "random_state": 0},
     "LSHHasher": {"n_bits": 4, "random_state": 0},
     "STHHasher": {"n_bits": 2, "n_neighbors": 5, "random_state": 0},
+    "SignHasher": {"n_bits": 2},
     "SpectralHasher": {"n_bits": 3},
 }
 # Estimators run through the checks in an adapted form (see the class's docstring).

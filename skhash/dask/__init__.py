@@ -11,7 +11,12 @@ block. Only the search keeps state on the cluster, so only it has a Dask
 counterpart class, :class:`HammingNeighbors`, as in dask-ml and cuML: its
 shards stay on the workers and its answers are those of
 :class:`skhash.HammingNeighbors` fitted on all the codes.
-:func:`similarity_join` finds every pair of codes within a Hamming radius.
+:func:`similarity_join` finds every pair of codes within a Hamming radius,
+verified on the original vectors if asked, and :func:`duplicate_groups` goes
+on to the groups of near-duplicates. Given DataFrames, results are keyed by
+their ids (their index), not by row numbers. :class:`RescoringNeighbors`
+rescores the candidates of the sharded search against float vectors kept
+on the workers beside them.
 
 Everything is built with ``dask.array`` and ``dask.delayed``, so it runs on
 whatever scheduler is active: a ``distributed.Client`` for a cluster, or
@@ -19,9 +24,18 @@ Dask's threads in one process. ``import skhash`` does not import Dask; this
 module needs the ``skhash[dask]`` extra.
 """
 
+from ._duplicates import duplicate_groups
 from ._fit import fit
 from ._join import similarity_join
 from ._neighbors import HammingNeighbors
+from ._rescoring import RescoringNeighbors
 from ._transform import transform
 
-__all__ = ["HammingNeighbors", "fit", "similarity_join", "transform"]
+__all__ = [
+    "HammingNeighbors",
+    "RescoringNeighbors",
+    "duplicate_groups",
+    "fit",
+    "similarity_join",
+    "transform",
+]

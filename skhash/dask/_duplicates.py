@@ -103,7 +103,7 @@ def duplicate_groups(
     --------
     >>> import dask.array as da
     >>> from skhash.codes import pack_codes
-    >>> from skhash.dask._duplicates import duplicate_groups
+    >>> from skhash.dask import duplicate_groups
     >>> codes = da.from_array(
     ...     pack_codes([[0, 0, 0, 0], [0, 0, 0, 1], [1, 1, 1, 1], [0, 0, 0, 0]]),
     ...     chunks=2,

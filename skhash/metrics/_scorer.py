@@ -1,13 +1,17 @@
 """Scorers: retrieval metrics as ``scorer(estimator, X, y)`` callables.
 
 They plug into ``GridSearchCV(scoring=...)``, ``cross_validate`` and multi-metric
-dicts. Two protocols, chosen from the estimator:
+dicts. Three protocols, chosen from the metric and the estimator:
 
 - a :class:`~skhash.HammingNeighbors` or a Pipeline ending in one: the held-out
   samples are the queries, the fitted training fold (with the labels it was
   fitted with) is the database;
 - a hasher, or a Pipeline ending in one: each held-out sample queries the rest
-  of the held-out fold (leave-one-out inside the fold).
+  of the held-out fold (leave-one-out inside the fold);
+- recall (``recall_at_k``), of a :class:`~skhash.neighbors.RescoringNeighbors`
+  or a Pipeline ending in one: the held-out samples are the queries, their
+  exact float neighbours among the fitted training vectors the truth. It needs
+  no labels.
 
 Parameters are checked when a scorer is made, so that a bad one fails at once
 rather than as a NaN score on every fold of a search. A ``k`` larger than a
@@ -20,7 +24,14 @@ import inspect
 import re
 
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import validate_parameter_constraints
 
+from ._recall import (
+    RECALL_CONSTRAINTS,
+    check_vector_search,
+    recall_at_k,
+    search_recall,
+)
 from ._retrieval import (
     check_metric_params,
     mean_average_precision,
@@ -38,6 +49,7 @@ _METRICS = {
     "mean_average_precision": mean_average_precision,
     "precision_at_k": precision_at_k,
     "precision_within_radius": precision_within_radius,
+    "recall_at_k": recall_at_k,
 }
 
 # Registry names: a prefix, then optionally "@<integer>" for the metric's
@@ -46,6 +58,7 @@ _NAMED = {
     "map": ("mean_average_precision", "k", None),
     "precision": ("precision_at_k", "k", 100),
     "radius_precision": ("precision_within_radius", "radius", 2),
+    "recall": ("recall_at_k", "k", 10),
 }
 # Whatever follows "@" is checked apart from the prefix, so that "map@01" is
 # told what is wrong with its number rather than that "map" is unknown.
@@ -83,17 +96,29 @@ class _RetrievalScorer:
         return f"make_retrieval_scorer({self._metric.__name__!r}{params})"
 
 
+class _RecallScorer(_RetrievalScorer):
+    def __call__(self, estimator, X, y=None):
+        final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+        check_vector_search(final)
+        queries = estimator[:-1].transform(X) if final is not estimator else X
+        k = self._params.get("k") or final.n_neighbors
+        epsilon = self._params.get("epsilon", 1e-3)
+        return search_recall(final, queries, k, epsilon=epsilon)
+
+
 def make_retrieval_scorer(metric="mean_average_precision", **metric_params):
     """Make a scorer ``scorer(estimator, X, y)`` from a retrieval metric.
 
     Parameters
     ----------
     metric : {"mean_average_precision", "precision_at_k", \
-            "precision_within_radius"} or callable, default="mean_average_precision"
+            "precision_within_radius", "recall_at_k"} or callable, \
+            default="mean_average_precision"
         The metric, by name or as one of the functions of :mod:`skhash.metrics`.
     **metric_params : dict
         Keyword arguments of the metric, e.g. ``k=1000, ties="average"``,
-        checked now as the metric would check them.
+        checked now as the metric would check them. ``"recall_at_k"`` takes
+        ``k`` (default: the search's ``n_neighbors``) and ``epsilon``.
 
     Returns
     -------
@@ -101,7 +126,11 @@ def make_retrieval_scorer(metric="mean_average_precision", **metric_params):
         ``scorer(estimator, X, y) -> float``, greater is better. For a
         :class:`~skhash.HammingNeighbors` (or a Pipeline ending in one) ``X`` are
         the queries and the fitted database is searched; for a hasher (or a
-        Pipeline ending in one) each sample of ``X`` queries the others.
+        Pipeline ending in one) each sample of ``X`` queries the others. A
+        recall scorer takes a :class:`~skhash.neighbors.RescoringNeighbors` (or
+        a Pipeline ending in one) and ignores ``y``: it is the recall@k of the
+        queries ``X`` against their exact neighbours among the fitted vectors
+        (``k`` at most the database's size).
 
     Raises
     ------
@@ -137,6 +166,16 @@ def make_retrieval_scorer(metric="mean_average_precision", **metric_params):
             f"of skhash.metrics ({sorted(_METRICS)}), got {metric!r}."
         )
     # Check now: inside a search, an error becomes a NaN score on every fold.
+    if metric is recall_at_k:
+        unknown = set(metric_params) - set(RECALL_CONSTRAINTS)
+        if unknown:
+            raise TypeError(
+                f"A recall_at_k scorer takes k and epsilon, got {sorted(unknown)}."
+            )
+        validate_parameter_constraints(
+            RECALL_CONSTRAINTS, metric_params, caller_name="recall_at_k"
+        )
+        return _RecallScorer(metric, metric_params)
     codes = labels = None
     inspect.signature(metric).bind(codes, codes, labels, labels, **metric_params)
     check_metric_params(metric.__name__, metric_params)
@@ -150,9 +189,11 @@ def get_retrieval_scorer(name):
     ----------
     name : str
         ``"map"`` (MAP over the whole database), ``"map@<k>"`` (MAP@k),
-        ``"precision@<k>"`` (precision of the top k, default k=100) and
+        ``"precision@<k>"`` (precision of the top k, default k=100),
         ``"radius_precision@<r>"`` (precision within Hamming radius r, macro
-        average, default r=2); e.g. ``"map@1000"``, ``"radius_precision@2"``.
+        average, default r=2) and ``"recall@<k>"`` (recall@k of a rescoring
+        search against the exact float neighbours, default k=10); e.g.
+        ``"map@1000"``, ``"radius_precision@2"``, ``"recall@10"``.
         The number is written in ASCII digits without leading zeros.
         The other parameters keep the metrics' defaults (stable ties, queries
         with nothing relevant count as 0).
@@ -167,7 +208,7 @@ def get_retrieval_scorer(name):
     ValueError
         If the name is not in the registry, its number is not written in
         ASCII digits without leading zeros (``"map@01"``), or the metric does
-        not accept it (``"map@0"``, ``"precision@0"``).
+        not accept it (``"map@0"``, ``"precision@0"``, ``"recall@0"``).
 
     Examples
     --------

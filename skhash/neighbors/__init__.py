@@ -1,9 +1,19 @@
-"""Nearest-neighbour search in Hamming space."""
+"""Nearest-neighbour search in Hamming space, and float search rescoring its
+candidates."""
 
+from ._duplicates import duplicate_groups, duplicate_pairs
 from ._hamming_index import HammingIndex
 from ._hamming_neighbors import HammingNeighbors
+from ._rescoring import RescoringNeighbors
 
-__all__ = ["HammingIndex", "HammingNeighbors", "warm_up"]
+__all__ = [
+    "HammingIndex",
+    "HammingNeighbors",
+    "RescoringNeighbors",
+    "duplicate_groups",
+    "duplicate_pairs",
+    "warm_up",
+]
 
 
 def warm_up():

@@ -10,8 +10,10 @@ One definition of each distance, smaller is closer everywhere:
   match comes first as with the other two.
 
 All three are computed from dot products and norms in float64, whatever the
-vectors' dtype, in row blocks of the working memory: a memory-mapped matrix of
-vectors is read a block at a time, never whole.
+vectors' dtype and memory layout (a pair's sum runs in the same order for a
+C- or Fortran-ordered copy of the same numbers), in row blocks of the
+working memory: a memory-mapped matrix of vectors is read a block at a time,
+never whole.
 """
 
 import numpy as np
@@ -100,7 +102,7 @@ def distance_matrix(queries, vectors, metric, *, vector_norms=None):
     >>> distance_matrix([[3.0, 4.0]], np.array([[0.0, 0.0], [3.0, 0.0]]), "euclidean")
     array([[5., 4.]])
     """
-    queries = np.asarray(queries, dtype=np.float64)
+    queries = _float64(queries)
     if vector_norms is None:
         vector_norms = squared_norms(vectors)
     dots = np.concatenate(
@@ -112,7 +114,7 @@ def distance_matrix(queries, vectors, metric, *, vector_norms=None):
 def candidate_distances(queries, vectors, candidates, metric, *, vector_norms=None):
     """Distances of each query to its own candidate rows of ``vectors``:
     ``candidates`` is an int array of shape (n_queries, n_candidates)."""
-    queries = np.asarray(queries, dtype=np.float64)
+    queries = _float64(queries)
     candidates = np.asarray(candidates)
     if vector_norms is None:
         vector_norms = None if metric == "inner_product" else squared_norms(vectors)
@@ -120,7 +122,7 @@ def candidate_distances(queries, vectors, candidates, metric, *, vector_norms=No
     step = rows_within(8 * vectors.shape[1] * max(1, candidates.shape[1]))
     for start in range(0, len(queries), step):
         block, rows = queries[start : start + step], candidates[start : start + step]
-        gathered = np.asarray(vectors[rows.ravel()], dtype=np.float64)
+        gathered = _float64(vectors[rows.ravel()])
         dots = np.einsum("qd,qcd->qc", block, gathered.reshape(*rows.shape, -1))
         distances[start : start + step] = _from_dots(
             dots,
@@ -137,8 +139,7 @@ def paired_distances(a, b, metric):
     >>> paired_distances([[1.0, 0.0], [1.0, 1.0]], [[0.0, 1.0], [2.0, 2.0]], "cosine")
     array([1., 0.])
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    a, b = _float64(a), _float64(b)
     dots = np.einsum("ij,ij->i", a, b)
     return _from_dots(dots, squared_norms(a), squared_norms(b), metric)
 
@@ -152,7 +153,9 @@ def _from_dots(dots, query_norms, vector_norms, metric):
         return np.sqrt(np.maximum(query_norms + vector_norms - 2 * dots, 0))
     scale = np.sqrt(query_norms * vector_norms)
     cosine = np.divide(dots, scale, out=np.zeros_like(dots), where=scale > 0)
-    return 1 - cosine
+    # Rounding can take a cosine just past 1 (a vector and itself), and a
+    # distance below 0; clipped as scikit-learn's cosine_distances does.
+    return 1 - np.clip(cosine, -1, 1)
 
 
 def _blocks(vectors, n_queries=1):
@@ -160,7 +163,12 @@ def _blocks(vectors, n_queries=1):
     memory (with ``n_queries`` dot products a row)."""
     step = rows_within(8 * (vectors.shape[1] + n_queries))
     for start in range(0, len(vectors), step):
-        yield start, np.asarray(vectors[start : start + step], dtype=np.float64)
+        yield start, _float64(vectors[start : start + step])
+
+
+def _float64(array):
+    """C-ordered float64: einsum's order of summation follows the layout."""
+    return np.ascontiguousarray(array, dtype=np.float64)
 
 
 def rounding_bound(query_norms, vector_norm, n_features, metric):

@@ -17,8 +17,7 @@ import pandas as pd  # noqa: E402
 from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
 
 from skhash.codes import hamming_distances, pack_codes  # noqa: E402
-from skhash.dask import _duplicates  # noqa: E402
-from skhash.dask._duplicates import duplicate_groups  # noqa: E402
+from skhash.dask import _duplicates, duplicate_groups  # noqa: E402
 from skhash.neighbors._duplicates import (  # noqa: E402
     duplicate_groups as single_duplicate_groups,
 )

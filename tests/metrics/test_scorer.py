@@ -118,7 +118,12 @@ def test_multi_metric_cross_validate_on_a_bare_hasher(digits):
 
 
 def test_registry_names_and_errors():
-    assert get_retrieval_scorer_names() == ["map", "precision", "radius_precision"]
+    assert get_retrieval_scorer_names() == [
+        "map",
+        "precision",
+        "radius_precision",
+        "recall",
+    ]
     assert (
         repr(get_retrieval_scorer("map"))
         == "make_retrieval_scorer('mean_average_precision')"
@@ -129,7 +134,7 @@ def test_registry_names_and_errors():
     with pytest.raises(ValueError, match="Unknown retrieval scorer"):
         get_retrieval_scorer("mAP")
     with pytest.raises(ValueError, match="Unknown retrieval scorer"):
-        get_retrieval_scorer("recall@3")
+        get_retrieval_scorer("ndcg@3")
     with pytest.raises(ValueError, match="Unknown retrieval metric"):
         make_retrieval_scorer("accuracy")
     with pytest.raises(TypeError):

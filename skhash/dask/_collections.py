@@ -2,9 +2,11 @@
 
 import math
 
+import dask
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
+from dask import delayed
 
 
 def as_row_blocks(X, name="X"):
@@ -34,9 +36,33 @@ def aligned_labels(y, row_chunks):
     return y.rechunk((row_chunks,) + ((-1,) if y.ndim == 2 else ()))
 
 
+def frame_partitions(X):
+    """The partitions of a Dask DataFrame or Series as delayed objects, and
+    their lengths (computed), the one from the other.
+
+    Dask's optimizer merges the small partitions of a Parquet read of a few
+    columns (its "tune" pass) when it counts their lengths but not when it
+    builds their values, so that ``to_dask_array(lengths=True)`` fails on
+    such a frame: the partitions are pinned first, unmerged.
+    """
+    with dask.config.set({"optimization.tune.active": False}):
+        parts = X.to_delayed()
+    return parts, dask.compute(*[delayed(len)(part) for part in parts])
+
+
 def _as_dask_array(X):
     if isinstance(X, (dd.DataFrame, dd.Series)):
-        X = X.to_dask_array(lengths=True)
+        parts, lengths = frame_partitions(X)
+        width = (len(X.columns),) if isinstance(X, dd.DataFrame) else ()
+        dtype = np.asarray(X._meta).dtype
+        X = da.concatenate(
+            [
+                da.from_delayed(
+                    delayed(np.asarray)(part), shape=(length, *width), dtype=dtype
+                )
+                for part, length in zip(parts, lengths, strict=True)
+            ]
+        )
     elif not isinstance(X, da.Array):
         X = np.asarray(X)
         X = da.from_array(X, chunks=X.shape or -1)

@@ -135,7 +135,11 @@ def duplicate_groups(
         for start, stop, block_ids in zip(starts[:-1], starts[1:], ids, strict=True)
     ]
     dtype = blocks.ids_dtype
-    meta = pd.Series([], dtype=dtype, index=pd.Index([], dtype=dtype), name="group")
+    # Named as the partitions' index is: Parquet writes an unnamed one else.
+    name = codes.index.name if isinstance(codes, dd.DataFrame) else None
+    meta = pd.Series(
+        [], dtype=dtype, index=pd.Index([], dtype=dtype, name=name), name="group"
+    )
     if isinstance(codes, dd.DataFrame):
         divisions = codes.divisions
     else:

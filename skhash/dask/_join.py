@@ -19,7 +19,7 @@ from ..codes import check_codes_dtype
 from ..neighbors import HammingNeighbors as SingleHammingNeighbors
 from ..neighbors._duplicates import PARAMETERS, check_verification
 from . import _shards
-from ._collections import as_row_blocks
+from ._collections import as_row_blocks, frame_partitions
 from ._neighbors import HammingNeighbors
 from ._placement import build_shards
 
@@ -203,8 +203,7 @@ def row_blocks(X, name):
         return Blocks(codes)
     dtypes = set(X.dtypes)
     check_codes_dtype(dtypes.pop() if len(dtypes) == 1 else np.dtype(object), name)
-    lengths = tuple(X.map_partitions(len).compute())
-    parts = X.to_delayed()
+    parts, lengths = frame_partitions(X)
     values = [delayed(_shards.frame_values)(part) for part in parts]
     # One block per partition, empty ones too (da.concatenate drops them),
     # so that blocks and partitions stay in step.

@@ -243,3 +243,38 @@ def test_bad_inputs_have_clear_errors(client):
     )
     with pytest.raises(ValueError, match=r"vectors\[37:87\] has 1 row.* at row 3\."):
         labels.compute()
+
+
+def test_from_parquet_embeddings_to_parquet_pairs_and_groups(client, tmp_path):
+    # The whole path as a data engineer runs it: embeddings with an id column
+    # in Parquet, codes, verified pairs and groups written back, keyed by id.
+    import skhash
+    from skhash.dask import similarity_join, transform
+
+    _, vectors = near_duplicates(120, seed=5)
+    ids = [f"doc-{i:03d}" for i in range(len(vectors))]
+    columns = [f"e{j}" for j in range(vectors.shape[1])]
+    table = pd.DataFrame(vectors, columns=columns).assign(id=ids)
+    dd.from_pandas(table, npartitions=4).to_parquet(tmp_path / "embeddings")
+
+    embeddings = dd.read_parquet(tmp_path / "embeddings")
+    hasher = skhash.LSHHasher(n_bits=12, random_state=0).fit(table[columns])
+    transform(hasher, embeddings, id_column="id").to_parquet(tmp_path / "codes")
+    codes = dd.read_parquet(tmp_path / "codes", calculate_divisions=True)
+    assert codes.known_divisions
+    features = embeddings[columns]
+    similarity_join(codes, radius=2, vectors=features, max_distance=0.1).to_parquet(
+        tmp_path / "pairs"
+    )
+    duplicate_groups(
+        codes, radius=2, vectors=features, max_distance=0.1
+    ).to_frame().to_parquet(tmp_path / "groups")
+
+    local_codes = hasher.transform(table[columns])
+    pairs = dd.read_parquet(tmp_path / "pairs").compute()
+    expected = brute_force_pairs(local_codes, 2, vectors, 0.1)
+    found = sorted(zip(pairs["left"], pairs["right"], strict=True))
+    assert found == sorted((ids[i], ids[j]) for i, j in expected)
+    groups = dd.read_parquet(tmp_path / "groups").compute()["group"]
+    smallest = components(expected, len(ids))
+    assert groups.to_dict() == {ids[i]: ids[smallest[i]] for i in range(len(ids))}

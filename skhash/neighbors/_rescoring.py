@@ -293,12 +293,3 @@ def _encode(hasher, vectors):
     return np.concatenate(
         [hasher.transform(vectors[s : s + step]) for s in range(0, len(vectors), step)]
     )
-
-
-def _encode(hasher, vectors):
-    """The codes of the vectors, in row blocks of the working memory, whatever
-    the hasher's own transform would hold at once."""
-    step = rows_within(16 * vectors.shape[1])
-    return np.concatenate(
-        [hasher.transform(vectors[s : s + step]) for s in range(0, len(vectors), step)]
-    )

@@ -1,5 +1,6 @@
 """Sign binarization of the features: vector databases' binary quantization."""
 
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -83,7 +84,7 @@ class SignHasher(BaseHasher):
     Examples
     --------
     >>> import numpy as np
-    >>> from skhash.classical import SignHasher
+    >>> from skhash import SignHasher
     >>> X = np.array([[1.0, -1.0, 0.0, 2.0], [3.0, 1.0, -3.0, 0.1]])
     >>> SignHasher().fit_transform(X)
     array([[176],
@@ -119,6 +120,22 @@ class SignHasher(BaseHasher):
             self.threshold_ = np.median(kept, axis=0, overwrite_input=True)
         else:
             self._fit_rows(Rows(X))
+        self._warn_constant_bits(X[:, : self.n_bits_])
+
+    def _warn_constant_bits(self, X):
+        # Features that never cross their threshold (pixels, ReLU outputs
+        # under "zero") give a bit equal in every code: silent, and useless.
+        lowest, highest = X.min(axis=0), X.max(axis=0)
+        constant = (lowest >= self.threshold_) | (highest < self.threshold_)
+        if constant.any():
+            warnings.warn(
+                f"{constant.sum()} of the {self.n_bits_} bits are the same for "
+                f"every training sample (threshold={self.threshold!r}): their "
+                "features never cross the threshold. Non-negative features need "
+                "threshold='mean' or 'median'.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _fits_from_rows(self):
         # A median is no sum: skhash.dask.fit fits it on a sample instead.

@@ -39,7 +39,7 @@ PARAMETERS = {
     "codes": ["array-like"],
     "radius": [Interval(Integral, 0, None, closed="left")],
     "vectors": ["array-like", None],
-    "max_distance": [Interval(Real, None, None, closed="neither"), None],
+    "max_distance": [Interval(Real, None, None, closed="right"), None],
     "metric": [StrOptions(set(METRICS))],
     "algorithm": PARAMETER_CONSTRAINTS["algorithm"],
     "backend": PARAMETER_CONSTRAINTS["backend"],
@@ -75,7 +75,9 @@ def duplicate_pairs(
     max_distance : float, default=None
         Largest distance of the vectors of a kept pair; non-negative, except
         for ``metric="inner_product"`` whose distance is the negated dot
-        product. Goes with ``vectors``: one without the other is an error.
+        product; ``np.inf`` keeps every candidate with its vector distance,
+        to choose a threshold from. Goes with ``vectors``: one without the
+        other is an error.
     metric : {"euclidean", "cosine", "inner_product"}, default="euclidean"
         Distance of the vectors: ``||u - v||``, ``1 - cos(u, v)`` or
         ``-u.v``.
@@ -102,7 +104,7 @@ def duplicate_pairs(
     Examples
     --------
     >>> from skhash.codes import pack_codes
-    >>> from skhash.neighbors._duplicates import duplicate_pairs
+    >>> from skhash.neighbors import duplicate_pairs
     >>> codes = pack_codes([[0, 0, 0, 0], [0, 0, 0, 1], [1, 1, 1, 1], [0, 0, 0, 0]])
     >>> vectors = [[0.0, 0.0], [5.0, 0.0], [9.0, 9.0], [0.1, 0.0]]
     >>> pairs, distances = duplicate_pairs(codes, radius=1)
@@ -190,7 +192,7 @@ def duplicate_groups(
     Examples
     --------
     >>> from skhash.codes import pack_codes
-    >>> from skhash.neighbors._duplicates import duplicate_groups
+    >>> from skhash.neighbors import duplicate_groups
     >>> codes = pack_codes([[0, 0, 0, 0], [0, 0, 0, 1], [1, 1, 1, 1], [0, 0, 0, 0]])
     >>> duplicate_groups(codes, radius=1)
     array([0, 0, 2, 0])
@@ -269,8 +271,8 @@ def check_verification(vectors, max_distance, metric, *, n_rows=None):
     if vectors is None:
         return None
     check_metric(metric)
-    if not np.isfinite(max_distance):
-        raise ValueError(f"max_distance must be a finite number, got {max_distance}.")
+    if np.isnan(max_distance) or max_distance == -np.inf:
+        raise ValueError(f"max_distance must be a number, got {max_distance}.")
     if max_distance < 0 and metric != "inner_product":
         raise ValueError(
             f"max_distance must be >= 0 for the {metric} distance, which is never "

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.utils._param_validation import InvalidParameterError
@@ -237,3 +239,14 @@ def test_onnx_codes_equal_transform(threshold, n_bits, dtype):
         assert codes.dtype == np.uint8
         np.testing.assert_array_equal(codes, hasher.transform(rows))
     np.testing.assert_array_equal(session.run(["codes"], {"X": queries})[0], expected)
+
+
+def test_bits_that_never_change_are_warned_of():
+    # Pixels under the vector databases' zero threshold: every bit is 1.
+    X = np.random.default_rng(0).random((50, 8))
+    with pytest.warns(UserWarning, match="8 of the 8 bits are the same"):
+        SignHasher().fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SignHasher(threshold="mean").fit(X)
+        SignHasher().fit(X - 0.5)

@@ -170,6 +170,19 @@ def test_forests_merge_in_any_order():
     assert group_labels(names, nodes, roots).tolist() == ["a", "a", "c", "a", "a"]
 
 
+def test_an_infinite_threshold_keeps_every_candidate_with_its_distance():
+    # How a user chooses max_distance: every candidate's vector distance.
+    codes, vectors = near_duplicates(60, seed=7)
+    pairs, distances = duplicate_pairs(
+        codes, radius=2, vectors=vectors, max_distance=np.inf
+    )
+    np.testing.assert_array_equal(pairs, brute_force_pairs(codes, 2))
+    expected = pairwise_distances(vectors)[pairs[:, 0], pairs[:, 1]]
+    np.testing.assert_allclose(distances, expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(InvalidParameterError, match="max_distance"):
+        duplicate_pairs(codes, radius=2, vectors=vectors, max_distance=-np.inf)
+
+
 def test_bad_inputs_have_clear_errors():
     codes, vectors = near_duplicates(30, seed=6)
     with pytest.raises(ValueError, match="vectors was given without max_distance"):

@@ -1,29 +1,37 @@
-"""Retrieval quality under two protocols, with classifier baselines (issue #16).
+"""Retrieval quality under the seen / unseen-class protocols, over seeds (#26).
 
-Fashion-MNIST, pixels scaled to [0, 1], relevance = same class:
+The hasher fits on the seen classes only; it is then evaluated four ways
+(:func:`~skhash.datasets.seen_unseen_splits`, after "An Empirical Study on
+Training Paradigms for Deep Supervised Hashing", IJCV): queries from
+the seen or from the unseen classes (``n_queries`` per class), against a
+database of the seen, the unseen or all classes (every other sample of those
+classes): ``seen@seen``, ``seen@all``, ``unseen@unseen``, ``unseen@all``. The
+training set is ``n_train`` samples of every seen class drawn from the seen
+database, and every method, unsupervised ones included, fits on it once per
+seed. ``--protocols standard`` adds the papers' protocol (every class seen;
+supervised methods fit on the training set, unsupervised ones on the
+database), with its own draw and fit.
 
-- ``standard``: the papers' protocol of :mod:`bench_retrieval` (1,000 queries,
-  supervised methods fit on 5,000 labelled images, unsupervised ones on the
-  database of 69,000), with :func:`~skhash.datasets.retrieval_split`'s
-  shuffled database order;
-- ``unseen``: Sablayrolles et al.'s protocol, ``retrieval_split(...,
-  unseen_classes=3)``: every method fits on 500 labelled images of each of the
-  7 seen classes; queries (100 per class) and database come from the 3 unseen
-  classes only.
+Each seed draws the split (which classes are unseen, unless
+``--unseen-labels`` fixes them, the queries, the training set and the order
+of every part) and seeds the model; each cell is the tie-aware MAP over the
+whole database (``ties="average"``, so the database order does not matter),
+as the mean and sample standard deviation (``ddof=1``) over the seeds:
+"0.482 ± 0.006". Relevance is the class label. Pixels are scaled to [0, 1].
 
-Each row gives MAP over the database with stable ties (database order) and
-with tie-aware ranking (``ties="average"``), MAP@1000 (stable), P@r<=2 and
-the fit time. Besides the classical hashers it runs the classifier baselines
+Besides the classical hashers it runs the classifier baselines
 (:class:`~skhash.ClassifierCodes`: one-hot codes of logistic regression, an RBF
-SVM and an MLP), KSH with every label (``n_labeled=None``) and the deep
-hashers with an MLP backbone (32 bits, 20 epochs: CPU-sized, not the CNN rows
-of ``retrieval.md``)::
+SVM and an MLP, one bit per seen class), KSH with every label
+(``n_labeled=None``) and the deep hashers with an MLP backbone (20 epochs:
+CPU-sized, not the CNN rows of ``retrieval.md``)::
 
-    python benchmarks/bench_protocols.py [--protocols standard unseen] \\
-        [--methods ...] [--output FILE]
+    python benchmarks/bench_protocols.py [--datasets mnist-5k fashion-mnist] \\
+        [--methods ...] [--bits 16 32 64] [--seeds 0 1 2] \\
+        [--unseen-classes 3 | --unseen-labels 7 8 9] [--output FILE]
 
-prints Markdown rows as they come and writes them to ``FILE`` (default
-``benchmarks/results/protocols_raw.md``); ``retrieval.md`` quotes them.
+prints every seed's row as it comes and rewrites ``FILE`` (default
+``benchmarks/results/protocols_four.md``) after each method and code length:
+the mean ± std table, then the per-seed numbers it comes from.
 """
 
 import argparse
@@ -58,149 +66,369 @@ from skhash import (
     SpectralHasher,
     STHHasher,
 )
-from skhash.datasets import load_fashion_mnist, retrieval_split
-from skhash.metrics import mean_average_precision, precision_within_radius
+from skhash.datasets import (
+    load_fashion_mnist,
+    load_mnist_5k,
+    retrieval_split,
+    seen_unseen_splits,
+)
+from skhash.metrics import mean_average_precision
 
-SEED = 0
-DEEP = {"backbone": "mlp", "max_epochs": 20, "random_state": SEED}
+FOUR = ("seen@seen", "seen@all", "unseen@unseen", "unseen@all")
+PROTOCOLS = (*FOUR, "standard")
 
-# name -> (factory(n_bits), supervised, code lengths); a None length means the
-# method sets its own (one bit per class).
+# name -> (loader, queries per class, training samples per seen class).
+# MNIST-5k has 500 images per class: 100 queries leave 400, of which 300 train.
+DATASETS = {
+    "mnist-5k": (lambda: load_mnist_5k(return_X_y=True), 100, 300),
+    "fashion-mnist": (lambda: load_fashion_mnist(return_X_y=True), 100, 500),
+}
+
+
+def _deep(seed):
+    return {"backbone": "mlp", "max_epochs": 20, "random_state": seed}
+
+
+# name -> (factory(n_bits, seed), supervised, takes n_bits). A method that
+# does not take n_bits (one bit per class) runs once per seed, whatever --bits.
 METHODS = {
-    "lsh": (lambda b: LSHHasher(b, random_state=SEED), False, (16, 32, 64)),
-    "sh": (lambda b: SpectralHasher(b), False, (16, 32, 64)),
-    "itq": (lambda b: ITQHasher(b, random_state=SEED), False, (16, 32, 64)),
-    "sth": (
-        lambda b: STHHasher(b, n_jobs=-1, random_state=SEED),
-        False,
-        (16, 32, 64),
-    ),
-    "cca-itq": (lambda b: CCAITQHasher(b, random_state=SEED), True, (16, 32, 64)),
-    "ksh": (lambda b: KSHHasher(b, random_state=SEED), True, (16, 32, 64)),
+    "lsh": (lambda b, s: LSHHasher(b, random_state=s), False, True),
+    "sh": (lambda b, s: SpectralHasher(b), False, True),
+    "itq": (lambda b, s: ITQHasher(b, random_state=s), False, True),
+    "sth": (lambda b, s: STHHasher(b, n_jobs=-1, random_state=s), False, True),
+    "cca-itq": (lambda b, s: CCAITQHasher(b, random_state=s), True, True),
+    "ksh": (lambda b, s: KSHHasher(b, random_state=s), True, True),
     "ksh-all-labels": (
-        lambda b: KSHHasher(b, n_labeled=None, random_state=SEED),
+        lambda b, s: KSHHasher(b, n_labeled=None, random_state=s),
         True,
-        (32,),
+        True,
     ),
     "clf-logistic": (
-        lambda b: ClassifierCodes(estimator=LogisticRegression(max_iter=1000)),
+        lambda b, s: ClassifierCodes(estimator=LogisticRegression(max_iter=1000)),
         True,
-        (None,),
+        False,
     ),
-    "clf-rbf-svm": (lambda b: ClassifierCodes(estimator=SVC()), True, (None,)),
+    "clf-rbf-svm": (lambda b, s: ClassifierCodes(estimator=SVC()), True, False),
     "clf-mlp": (
-        lambda b: ClassifierCodes(
-            estimator=MLPClassifier((256,), max_iter=200, random_state=SEED)
+        lambda b, s: ClassifierCodes(
+            estimator=MLPClassifier((256,), max_iter=200, random_state=s)
         ),
         True,
-        (None,),
+        False,
     ),
-    "hashnet-mlp": (lambda b: HashNetHasher(b, **DEEP), True, (32,)),
-    "dsh-mlp": (lambda b: DSHHasher(b, **DEEP), True, (32,)),
-    "dnnh-mlp": (lambda b: DNNHHasher(b, **DEEP), True, (32,)),
-    "dsth-mlp": (lambda b: DSTHHasher(b, **DEEP), False, (32,)),
-    "csq-mlp": (lambda b: CSQHasher(b, **DEEP), True, (32,)),
-    "orthohash-mlp": (lambda b: OrthoHashHasher(b, **DEEP), True, (32,)),
-    "greedyhash-mlp": (lambda b: GreedyHashHasher(b, **DEEP), True, (32,)),
-    "dpn-mlp": (lambda b: DPNHasher(b, **DEEP), True, (32,)),
+    "hashnet-mlp": (lambda b, s: HashNetHasher(b, **_deep(s)), True, True),
+    "dsh-mlp": (lambda b, s: DSHHasher(b, **_deep(s)), True, True),
+    "dnnh-mlp": (lambda b, s: DNNHHasher(b, **_deep(s)), True, True),
+    "dsth-mlp": (lambda b, s: DSTHHasher(b, **_deep(s)), False, True),
+    "csq-mlp": (lambda b, s: CSQHasher(b, **_deep(s)), True, True),
+    "orthohash-mlp": (lambda b, s: OrthoHashHasher(b, **_deep(s)), True, True),
+    "greedyhash-mlp": (lambda b, s: GreedyHashHasher(b, **_deep(s)), True, True),
+    "dpn-mlp": (lambda b, s: DPNHasher(b, **_deep(s)), True, True),
 }
+CLASSICAL = ["lsh", "sh", "itq", "sth", "cca-itq", "ksh", "ksh-all-labels"]
+BASELINES = ["clf-logistic", "clf-rbf-svm", "clf-mlp"]
+DEEP = [name for name in METHODS if name.endswith("-mlp")]
 # KSH's many small matrix-vector products thrash with two BLAS threads on a
 # loaded 2-core machine; one thread is several times faster there.
 ONE_THREAD = {"ksh", "ksh-all-labels"}
 
 
-def _split(protocol, X, y):
-    if protocol == "standard":
-        return retrieval_split(
-            X, y, n_queries_per_class=100, n_train_per_class=500, random_state=SEED
+# --- spread over seeds ------------------------------------------------------
+
+
+def mean_std(values):
+    """Mean and sample standard deviation (``ddof=1``) of repeated runs.
+
+    The sample deviation, since the seeds are a sample of the splits and
+    initialisations that could have been drawn; NaN for a single run, which
+    says nothing about the spread.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError(f"need a non-empty 1-D sequence of values; got {values!r}")
+    std = values.std(ddof=1) if len(values) > 1 else np.nan
+    return float(values.mean()), float(std)
+
+
+def format_mean_std(values, digits=3):
+    """``"0.482 ± 0.006"``: mean ± sample std; the bare value for one run."""
+    mean, std = mean_std(values)
+    if np.isnan(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def over_seeds(run, seeds):
+    """Call ``run(seed)`` for every seed and collect its results.
+
+    ``run`` returns a dict of named numbers (one per protocol or metric);
+    the answer maps each name to the array of its values, in seed order,
+    ready for :func:`format_mean_std`. Every seed must return the same names.
+    """
+    results = [run(seed) for seed in seeds]
+    names = list(results[0]) if results else []
+    for seed, result in zip(seeds, results, strict=True):
+        if list(result) != names:
+            raise ValueError(
+                f"seed {seed} returned {list(result)}, seed {seeds[0]} {names}"
+            )
+    return {name: np.array([result[name] for result in results]) for name in names}
+
+
+# --- one fit, evaluated under every protocol --------------------------------
+
+
+def evaluate(hasher, X, splits, *, supervised, train_on_database=False):
+    """Fit ``hasher`` once and return each protocol's tie-aware MAP.
+
+    ``splits`` maps protocols to :class:`~skhash.datasets.RetrievalSplit`\\ s
+    of row indices into ``X`` that share one training set. Each distinct part
+    is encoded once: the seen@ protocols share their queries, the @all ones
+    their database.
+    """
+    first = next(iter(splits.values()))
+    train = first.X_database if train_on_database else first.X_train
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # KSH's notice that it drops labels: the point of its row.
+        warnings.simplefilter("ignore", UserWarning)
+        if supervised:
+            hasher.fit(X[train], first.y_train)
+        else:
+            hasher.fit(X[train])
+    fit_seconds = time.perf_counter() - start
+    codes = {}
+
+    def encode(rows):
+        if id(rows) not in codes:
+            codes[id(rows)] = hasher.transform(X[rows])
+        return codes[id(rows)]
+
+    result = {
+        protocol: mean_average_precision(
+            encode(split.X_query),
+            encode(split.X_database),
+            split.y_query,
+            split.y_database,
+            ties="average",
         )
-    return retrieval_split(
-        X,
-        y,
-        n_queries_per_class=100,
-        n_train_per_class=500,
-        unseen_classes=3,
-        random_state=SEED,
+        for protocol, split in splits.items()
+    }
+    result["fit s"] = fit_seconds
+    result["bits"] = getattr(hasher, "n_bits_", None) or hasher.n_bits
+    return result
+
+
+class _Splits:
+    """Every seed's splits of one data set, as row indices, drawn once."""
+
+    def __init__(self, y, n_queries, n_train, unseen, protocols):
+        self.y, self.n_queries, self.n_train = y, n_queries, n_train
+        self.unseen, self.protocols = unseen, protocols
+        self._four, self._standard = {}, {}
+
+    def four(self, seed):
+        """The four protocols' splits of one draw (see seen_unseen_splits)."""
+        if seed not in self._four:
+            self._four[seed] = seen_unseen_splits(
+                np.arange(len(self.y)),
+                self.y,
+                unseen_classes=self.unseen,
+                n_queries_per_class=self.n_queries,
+                n_train_per_class=self.n_train,
+                random_state=seed,
+            )
+        return self._four[seed]
+
+    def standard(self, seed):
+        if seed not in self._standard:
+            self._standard[seed] = retrieval_split(
+                np.arange(len(self.y)),
+                self.y,
+                n_queries_per_class=self.n_queries,
+                n_train_per_class=self.n_train,
+                random_state=seed,
+            )
+        return self._standard[seed]
+
+    def unseen_labels(self, seed):
+        """The unseen classes of a seed's draw."""
+        return sorted(set(self.four(seed)["unseen@unseen"].y_query.tolist()))
+
+
+def run_method(X, splits, name, n_bits, seed):
+    """One seed of one method at one code length, under every protocol.
+
+    Returns each protocol's tie-aware MAP, the fit time (both fits' with
+    "standard") and the code length ("7/10": the seen classes' and every
+    class's one-hot codes).
+    """
+    factory, supervised, _ = METHODS[name]
+    threads = 1 if name in ONE_THREAD else None
+    four = {p: s for p, s in splits.four(seed).items() if p in splits.protocols}
+    result, bits = {"fit s": 0.0}, []
+    with threadpool_limits(threads):
+        if four:
+            scores = evaluate(factory(n_bits, seed), X, four, supervised=supervised)
+            bits.append(scores.pop("bits"))
+            result["fit s"] += scores.pop("fit s")
+            result.update(scores)
+        if "standard" in splits.protocols:
+            # As in bench_retrieval: unsupervised methods fit on the database.
+            scores = evaluate(
+                factory(n_bits, seed),
+                X,
+                {"standard": splits.standard(seed)},
+                supervised=supervised,
+                train_on_database=not supervised,
+            )
+            bits.append(scores.pop("bits"))
+            result["fit s"] += scores.pop("fit s")
+            result.update(scores)
+    result["bits"] = "/".join(map(str, dict.fromkeys(bits)))
+    return result
+
+
+# --- the report --------------------------------------------------------------
+
+
+def _rows(X, splits, dataset, name, n_bits, seeds):
+    """Markdown rows of one method and code length: mean ± std, then per seed."""
+    bits, seed_rows = {}, []
+
+    def run(seed):
+        result = run_method(X, splits, name, n_bits, seed)
+        bits[seed] = result.pop("bits")
+        row = [dataset, name, bits[seed], str(seed)]
+        row.append(" ".join(map(str, splits.unseen_labels(seed))))
+        row += [f"{result[p]:.4f}" for p in splits.protocols]
+        row.append(f"{result['fit s']:.1f}")
+        seed_rows.append("| " + " | ".join(row) + " |")
+        print(seed_rows[-1], flush=True)
+        return result
+
+    spread = over_seeds(run, seeds)
+    row = [dataset, name, bits[seeds[0]], str(len(seeds))]
+    row += [format_mean_std(spread[p]) for p in splits.protocols]
+    row.append(f"{np.mean(spread['fit s']):.1f}")
+    print(f"{'| ' + ' | '.join(row) + ' |'}", flush=True)
+    return ["| " + " | ".join(row) + " |", *seed_rows]
+
+
+def _header(argv):
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(
+                line.split(":", 1)[1].strip()
+                for line in info
+                if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{date.today()}, {cpu} ({platform.machine()}), {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, load average at start "
+        f"{os.getloadavg()[0]:.2f}; command: python benchmarks/bench_protocols.py "
+        + " ".join(argv)
     )
 
 
-def _row(protocol, name, n_bits, hasher, split, fit_seconds):
-    queries = hasher.transform(split.X_query)
-    database = hasher.transform(split.X_database)
-    codes = queries, database, split.y_query, split.y_database
-    n_bits = getattr(hasher, "n_bits_", None) or hasher.n_bits
-    return [
-        protocol,
-        name,
-        str(n_bits),
-        f"{mean_average_precision(*codes):.4f}",
-        f"{mean_average_precision(*codes, ties='average'):.4f}",
-        f"{mean_average_precision(*codes, k=1000):.4f}",
-        f"{precision_within_radius(*codes, radius=2):.4f}",
-        f"{fit_seconds:.1f}",
-    ]
+def _tables(summary_rows, seed_rows, protocols):
+    columns = ["data set", "method", "bits", "seeds", *protocols, "fit s"]
+    lines = [
+        "Tie-aware MAP, mean ± sample std over the seeds:",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|---|---|" + "---:|" * (len(columns) - 2),
+        *summary_rows,
+        "",
+        "Per seed (tie-aware MAP):",
+        "",
+        "| " + " | ".join(["data set", "method", "bits", "seed", "unseen classes"])
+        + " | " + " | ".join([*protocols, "fit s"]) + " |",
+        "|---|---|---:|---:|---|" + "---:|" * (len(protocols) + 1),
+        *seed_rows,
+    ]  # fmt: skip
+    return lines
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--protocols", nargs="+", default=["standard", "unseen"],
-        choices=["standard", "unseen"],
-    )  # fmt: skip
+        "--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS)
+    )
     parser.add_argument(
-        "--methods", nargs="+", default=list(METHODS), choices=list(METHODS)
+        "--methods",
+        nargs="+",
+        default=list(METHODS),
+        choices=[*METHODS, "classical", "baselines", "deep"],
+        help="method names, or the groups classical, baselines, deep",
+    )
+    parser.add_argument("--bits", nargs="+", type=int, default=[16, 32, 64])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--protocols", nargs="+", default=list(FOUR), choices=list(PROTOCOLS)
+    )
+    unseen = parser.add_mutually_exclusive_group()
+    unseen.add_argument(
+        "--unseen-classes",
+        type=int,
+        default=3,
+        metavar="N",
+        help="N unseen classes, drawn by each seed (default: 3)",
+    )
+    unseen.add_argument(
+        "--unseen-labels",
+        nargs="+",
+        type=int,
+        metavar="LABEL",
+        help="these unseen classes for every seed",
     )
     parser.add_argument(
         "--output",
         type=Path,
-        default=Path(__file__).parent / "results" / "protocols_raw.md",
+        default=Path(__file__).parent / "results" / "protocols_four.md",
     )
     args = parser.parse_args(argv)
-    X, y = load_fashion_mnist(return_X_y=True)
-    X = (X / 255).astype(np.float32)
-    columns = ["protocol", "method", "bits", "MAP", "MAP tie-aware", "MAP@1000"]
-    columns += ["P@r<=2", "fit s"]
-    lines = [
-        f"{date.today()}, {platform.machine()} with {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, load average at start "
-        f"{os.getloadavg()[0]:.2f}; command: python benchmarks/bench_protocols.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
-        "",
-        "| " + " | ".join(columns) + " |",
-        "|---|---|" + "---:|" * (len(columns) - 2),
-    ]
-    print("\n".join(lines[2:]), flush=True)
-    for protocol in args.protocols:
-        split = _split(protocol, X, y)
-        print(
-            f"<!-- {protocol}: {len(split.X_query)} queries, database "
-            f"{len(split.X_database)}, training set {len(split.X_train)}, "
-            f"query classes {sorted(set(split.y_query.tolist()))} -->",
-            flush=True,
+    groups = {"classical": CLASSICAL, "baselines": BASELINES, "deep": DEEP}
+    methods = list(
+        dict.fromkeys(m for name in args.methods for m in groups.get(name, [name]))
+    )
+    protocols = [p for p in PROTOCOLS if p in args.protocols]
+    unseen = args.unseen_labels or args.unseen_classes
+
+    header = [_header(argv), ""]
+    summary_rows, seed_rows = [], []
+    for dataset in args.datasets:
+        load, n_queries, n_train = DATASETS[dataset]
+        X, y = load()
+        X = (X / 255).astype(np.float32)
+        splits = _Splits(y, n_queries, n_train, unseen, protocols)
+        draws = "; ".join(
+            f"seed {seed}: {splits.unseen_labels(seed)}" for seed in args.seeds
         )
-        for name in args.methods:
-            factory, supervised, lengths = METHODS[name]
+        four = splits.four(args.seeds[0])
+        sizes = ", ".join(
+            f"{p} {len(s.X_query)} / {len(s.X_database)}" for p, s in four.items()
+        )
+        header.append(
+            f"- {dataset}: {len(y)} samples; {n_queries} queries per class, "
+            f"{n_train} training samples per seen class "
+            f"({len(four['seen@seen'].X_train)} in all, the same for the four "
+            f"protocols); queries / database: {sizes}; unseen classes {draws}"
+        )
+        print(header[-1], flush=True)
+        for name in methods:
+            lengths = args.bits if METHODS[name][2] else [None]
             for n_bits in lengths:
-                hasher = factory(n_bits)
-                # In the unseen-class protocol every method fits on the seen
-                # classes' training set; in the standard one unsupervised
-                # methods fit on the database, as in bench_retrieval.
-                train = split.X_database
-                if supervised or protocol == "unseen":
-                    train = split.X_train
-                threads = 1 if name in ONE_THREAD else None
-                start = time.perf_counter()
-                with threadpool_limits(threads), warnings.catch_warnings():
-                    # KSH's notice that it drops labels: the point of its row.
-                    warnings.simplefilter("ignore", UserWarning)
-                    if supervised:
-                        hasher.fit(train, split.y_train)
-                    else:
-                        hasher.fit(train)
-                fit_seconds = time.perf_counter() - start
-                row = _row(protocol, name, n_bits, hasher, split, fit_seconds)
-                lines.append("| " + " | ".join(row) + " |")
-                print(lines[-1], flush=True)
+                rows = _rows(X, splits, dataset, name, n_bits, args.seeds)
+                summary_rows.append(rows[0])
+                seed_rows.extend(rows[1:])
+                lines = header + [""] + _tables(summary_rows, seed_rows, protocols)
+                lines.append("")
+                lines.append(f"Load average at the last row: {os.getloadavg()[0]:.2f}.")
                 args.output.parent.mkdir(parents=True, exist_ok=True)
                 args.output.write_text("\n".join(lines) + "\n")
     return 0

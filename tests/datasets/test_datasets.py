@@ -5,12 +5,15 @@ import struct
 import traceback
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.datasets import load_digits
 from sklearn.utils._param_validation import InvalidParameterError
 
+from skhash import LSHHasher
 from skhash.datasets import (
     _bundled,
     _fashion_mnist,
@@ -20,8 +23,10 @@ from skhash.datasets import (
     load_yeast,
     make_hashing_blobs,
     retrieval_split,
+    seen_unseen_splits,
 )
 from skhash.datasets._fashion_mnist import _read_idx
+from skhash.metrics import mean_average_precision
 
 _TYPE_CODES = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
 _FILES = {
@@ -516,12 +521,13 @@ def test_retrieval_split_unseen_classes():
     assert not set(split.X_train) & (set(split.X_query) | set(split.X_database))
     for part, labels in zip(split[:3], split[3:], strict=True):
         np.testing.assert_array_equal(y[part], labels)
-    # All of the seen classes for training.
+    # Every seen sample but the seen classes' queries (held out of training
+    # under every protocol, so that the four share one training set).
     everything = retrieval_split(
         indices, y, n_queries_per_class=5, n_train_per_class=None,
         unseen_classes=[1, 3], random_state=0,
     )  # fmt: skip
-    assert len(everything.X_train) == 70
+    assert len(everything.X_train) == 70 - 2 * 5
     np.testing.assert_array_equal(everything.X_query, split.X_query)
     # A number of unseen classes: drawn by random_state.
     drawn = [
@@ -547,14 +553,177 @@ def test_retrieval_split_unseen_classes_errors():
         retrieval_split(indices, y, n_queries_per_class=5, unseen_classes=[7])
     with pytest.raises(ValueError, match=r"unseen class needs at least 26 .*: 1 "):
         retrieval_split(
-            indices, y, n_queries_per_class=25, n_train_per_class=10, unseen_classes=[1]
+            indices, y, n_queries_per_class=25, n_train_per_class=5, unseen_classes=[1]
         )
+    # A seen class gives queries too (for the seen@ protocols), whatever the
+    # protocol: 5 + 30 samples.
     with pytest.raises(ValueError, match=r"every seen class at least 35.*: 0 \("):
         retrieval_split(
-            indices, y, n_queries_per_class=5, n_train_per_class=35, unseen_classes=[1]
+            indices, y, n_queries_per_class=5, n_train_per_class=30, unseen_classes=[1]
         )
+    retrieval_split(
+        indices, y, n_queries_per_class=5, n_train_per_class=25, unseen_classes=[1]
+    )
     with pytest.raises(InvalidParameterError, match="unseen_classes"):
         retrieval_split(indices, y, unseen_classes=True)
+
+
+# --- the four seen / unseen-class protocols (issue #26) ----------------------
+
+_SIZES = (30, 25, 40, 20, 35)  # classes 0 ... 4; 1 and 3 unseen below
+_SEEN, _UNSEEN = {0, 2, 4}, {1, 3}
+
+
+def _four(**kwargs):
+    indices, y = _labelled(_SIZES)
+    params = {
+        "unseen_classes": [1, 3],
+        "n_queries_per_class": 5,
+        "n_train_per_class": 10,
+        "random_state": 0,
+    }
+    return indices, y, seen_unseen_splits(indices, y, **{**params, **kwargs})
+
+
+def _counts(labels):
+    return np.bincount(labels, minlength=len(_SIZES)).tolist()
+
+
+def test_seen_unseen_protocols_put_each_class_where_it_belongs():
+    indices, y, splits = _four()
+    assert list(splits) == ["seen@seen", "seen@all", "unseen@unseen", "unseen@all"]
+    everything = np.array(_SIZES)
+    seen_queries = [5, 0, 5, 0, 5]
+    unseen_queries = [0, 5, 0, 5, 0]
+    seen_database = [25, 0, 35, 0, 30]
+    unseen_database = [0, 20, 0, 15, 0]
+    all_database = (everything - 5).tolist()
+    expected = {
+        "seen@seen": (seen_queries, seen_database),
+        "seen@all": (seen_queries, all_database),
+        "unseen@unseen": (unseen_queries, unseen_database),
+        "unseen@all": (unseen_queries, all_database),
+    }
+    all_queries = set()
+    for protocol, split in splits.items():
+        queries, database = expected[protocol]
+        assert _counts(split.y_query) == queries, protocol
+        assert _counts(split.y_database) == database, protocol
+        # The training set: 10 of every seen class, none of an unseen one.
+        assert _counts(split.y_train) == [10, 0, 10, 0, 10]
+        # No query is in the database or the training set.
+        assert not set(split.X_query) & set(split.X_database)
+        assert not set(split.X_query) & set(split.X_train)
+        for part, labels in zip(split[:3], split[3:], strict=True):
+            np.testing.assert_array_equal(y[part], labels)
+        all_queries |= set(split.X_query)
+    # The training items are in the database exactly where the protocol says.
+    train = set(splits["seen@seen"].X_train)
+    for protocol in ("seen@seen", "seen@all", "unseen@all"):
+        assert train <= set(splits[protocol].X_database), protocol
+    assert not train & set(splits["unseen@unseen"].X_database)
+    # Every sample is a query of one protocol or in the "all" database.
+    all_database = set(splits["seen@all"].X_database)
+    assert not all_queries & all_database
+    assert sorted(all_queries | all_database) == list(indices)
+
+
+def test_seen_unseen_protocols_share_one_draw():
+    indices, y, splits = _four()
+    train = splits["seen@seen"]
+    for split in splits.values():
+        # One object: one fitted hasher serves the four protocols.
+        assert split.X_train is train.X_train and split.y_train is train.y_train
+    assert splits["seen@all"].X_query is splits["seen@seen"].X_query
+    assert splits["unseen@all"].X_query is splits["unseen@unseen"].X_query
+    assert splits["unseen@all"].X_database is splits["seen@all"].X_database
+    assert sorted(splits["seen@all"].X_database) == sorted(
+        np.concatenate(
+            [splits["seen@seen"].X_database, splits["unseen@unseen"].X_database]
+        )
+    )
+    # retrieval_split(protocol=...) draws the same parts with the same seed.
+    for protocol, split in splits.items():
+        single = retrieval_split(
+            indices, y, unseen_classes=[1, 3], n_queries_per_class=5,
+            n_train_per_class=10, protocol=protocol, random_state=0,
+        )  # fmt: skip
+        for expected, got in zip(split, single, strict=True):
+            np.testing.assert_array_equal(got, expected)
+    # protocol=None with unseen_classes is unseen@unseen, as before issue #26.
+    default = retrieval_split(
+        indices, y, unseen_classes=[1, 3], n_queries_per_class=5,
+        n_train_per_class=10, random_state=0,
+    )  # fmt: skip
+    for expected, got in zip(splits["unseen@unseen"], default, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_seen_unseen_all_database_is_shuffled_as_one():
+    # Two shuffled databases end to end would put every seen item before every
+    # unseen one, and stable ties would then favour seen classes.
+    _, _, splits = _four()
+    unseen_rows = np.isin(splits["seen@all"].y_database, list(_UNSEEN))
+    assert np.count_nonzero(np.diff(unseen_rows.astype(int))) > 10
+    _, _, ordered = _four(shuffle=False)
+    for split in ordered.values():
+        for part in split[:3]:
+            assert np.all(np.diff(part) > 0)
+    for protocol, split in splits.items():
+        for shuffled, kept in zip(split, ordered[protocol], strict=True):
+            assert sorted(shuffled) == sorted(kept)
+
+
+def test_seen_unseen_splits_are_reproducible_by_seed():
+    _, _, first = _four(random_state=7)
+    _, _, second = _four(random_state=7)
+    _, _, other = _four(random_state=8)
+    for protocol in first:
+        for a, b in zip(first[protocol], second[protocol], strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(first[protocol].X_query, other[protocol].X_query)
+    # A number of unseen classes: the same ones for one seed, others for others.
+    drawn = [
+        set(_four(unseen_classes=2, random_state=seed)[2]["unseen@all"].y_query)
+        for seed in range(6)
+    ]
+    assert all(len(classes) == 2 for classes in drawn)
+    assert len({frozenset(classes) for classes in drawn}) > 1
+    again = _four(unseen_classes=2, random_state=0)[2]
+    assert set(again["unseen@unseen"].y_database) == drawn[0]
+    assert set(again["seen@seen"].y_train) == set(range(5)) - drawn[0]
+
+
+def test_seen_unseen_whole_seen_database_as_training_set():
+    _, _, splits = _four(n_train_per_class=None)
+    seen = splits["seen@seen"]
+    assert sorted(seen.X_train) == sorted(seen.X_database)
+    assert _counts(seen.y_train) == [25, 0, 35, 0, 30]
+
+
+def test_seen_unseen_protocol_errors():
+    indices, y = _labelled(_SIZES)
+    with pytest.raises(ValueError, match="protocol='seen@all' needs unseen_classes"):
+        retrieval_split(indices, y, n_queries_per_class=5, protocol="seen@all")
+    with pytest.raises(InvalidParameterError, match="protocol"):
+        retrieval_split(
+            indices, y, n_queries_per_class=5, unseen_classes=[1], protocol="all"
+        )
+    with pytest.raises(InvalidParameterError, match="unseen_classes"):
+        seen_unseen_splits(indices, y, unseen_classes=None)
+    with pytest.raises(TypeError, match="unseen_classes"):
+        seen_unseen_splits(indices, y)
+    with pytest.raises(ValueError, match="no class to train on"):
+        seen_unseen_splits(indices, y, unseen_classes=5, n_queries_per_class=5)
+    with pytest.raises(ValueError, match="needs 1-D class labels"):
+        seen_unseen_splits(np.arange(6), np.eye(6, 3), unseen_classes=1)
+    # Class 3 (unseen, 20 samples) needs 20 + 1 for 20 queries; seen class 1
+    # (25 samples) needs 20 + 10.
+    with pytest.raises(ValueError, match=r"these classes have fewer: 1 .*, 3 \("):
+        seen_unseen_splits(
+            indices, y, unseen_classes=[3], n_queries_per_class=20,
+            n_train_per_class=10,
+        )  # fmt: skip
 
 
 def test_retrieval_split_input_types():
@@ -581,6 +750,91 @@ def test_retrieval_split_errors():
         retrieval_split(np.arange(5), np.arange(6))
     with pytest.raises(InvalidParameterError, match="n_queries_per_class"):
         retrieval_split(indices, y, n_queries_per_class=0)
+
+
+# --- spread over seeds: the benchmark's helpers (issue #26) ------------------
+
+
+@pytest.fixture(scope="module")
+def bench_protocols():
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_protocols.py"
+    if not path.exists():
+        pytest.skip("the benchmarks are not in this checkout")
+    spec = importlib.util.spec_from_file_location("bench_protocols", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mean_std_against_numpy(bench_protocols):
+    values = np.random.RandomState(0).uniform(0.3, 0.7, size=5)
+    mean, std = bench_protocols.mean_std(values)
+    assert mean == pytest.approx(np.mean(values))
+    assert std == pytest.approx(np.std(values, ddof=1))  # the sample deviation
+    assert std != pytest.approx(np.std(values))
+    mean, std = bench_protocols.mean_std([0.25])
+    assert mean == 0.25 and np.isnan(std)
+    for bad in ([], [[0.1, 0.2]]):
+        with pytest.raises(ValueError, match="non-empty 1-D"):
+            bench_protocols.mean_std(bad)
+
+
+def test_format_mean_std(bench_protocols):
+    assert bench_protocols.format_mean_std([0.476, 0.482, 0.488]) == "0.482 ± 0.006"
+    values = [0.71234, 0.70511, 0.69876, 0.7202]
+    assert bench_protocols.format_mean_std(values, digits=4) == (
+        f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+    )
+    assert bench_protocols.format_mean_std([0.5]) == "0.500"  # no spread from one
+
+
+def test_over_seeds_collects_in_seed_order(bench_protocols):
+    calls = []
+
+    def run(seed):
+        calls.append(seed)
+        return {"map": seed / 10, "fit s": float(seed)}
+
+    spread = bench_protocols.over_seeds(run, [3, 1, 2])
+    assert calls == [3, 1, 2]
+    np.testing.assert_allclose(spread["map"], [0.3, 0.1, 0.2])
+    np.testing.assert_allclose(spread["fit s"], [3, 1, 2])
+    with pytest.raises(
+        ValueError, match=r"seed 1 returned \['map'\], seed 0 \['other'\]"
+    ):
+        bench_protocols.over_seeds(
+            lambda seed: {"map" if seed else "other": 0.0}, [0, 1]
+        )
+
+
+def test_evaluate_fits_once_and_scores_every_protocol(bench_protocols):
+    X, y = load_digits(return_X_y=True)
+    splits = seen_unseen_splits(
+        np.arange(len(y)), y, unseen_classes=3, n_queries_per_class=10,
+        n_train_per_class=50, random_state=0,
+    )  # fmt: skip
+    fits = []
+
+    class CountingLSH(LSHHasher):
+        def fit(self, X, y=None):
+            fits.append(len(X))
+            return super().fit(X, y)
+
+    scores = bench_protocols.evaluate(
+        CountingLSH(16, random_state=0), X, splits, supervised=False
+    )
+    assert fits == [7 * 50]  # once, on the seen classes' training set
+    reference = LSHHasher(16, random_state=0).fit(X[splits["seen@seen"].X_train])
+    for protocol, split in splits.items():
+        expected = mean_average_precision(
+            reference.transform(X[split.X_query]),
+            reference.transform(X[split.X_database]),
+            split.y_query,
+            split.y_database,
+            ties="average",
+        )
+        assert scores[protocol] == pytest.approx(expected), protocol
+    assert scores["bits"] == 16 and scores["fit s"] >= 0
 
 
 # --- make_hashing_blobs ------------------------------------------------------

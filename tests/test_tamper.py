@@ -84,7 +84,10 @@ def _fitted(variant):
         params = dict(FAST_PARAMS[variant])
         if "max_epochs" in params:
             params.update(max_epochs=1, device="cpu")
-        return getattr(skhash, variant)(**params).fit(X, y), {"X": X[:10]}
+        estimator = getattr(skhash, variant)(**params).fit(X, y)
+        if isinstance(estimator, BaseHasher):
+            return estimator, {"X": X[:10]}
+        return estimator, {"queries": X[:10], "labels": y[:10]}  # rescoring
     n_bits = int(variant.split("-")[1].removesuffix("bit"))
     codes = LSHHasher(n_bits, random_state=0).fit_transform(X)
     if n_bits == 128:  # multi-label, and only the tables radius 2 needs

@@ -106,6 +106,7 @@ def convert(hasher, X_sample):
     """The model of a fitted deep hasher for inputs of ``X_sample``'s dtype."""
     from onnx import TensorProto, helper
 
+    hasher._check_exportable()
     model = _export(_projection_module(hasher), hasher.n_features_in_)
     (exported_output,) = model.graph.output
     element_type = exported_output.type.tensor_type.elem_type

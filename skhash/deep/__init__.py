@@ -3,6 +3,12 @@
 PyTorch and skorch come with the ``skhash[deep]`` extra; without them the
 hashers still import, construct, clone and print, and ``fit`` (like the
 functions here) raises an ImportError that names the extra.
+
+The hashers take feature rows, image files (a 1-D array-like of paths, read
+with Pillow: the ``skhash[images]`` extra) or uint8 image arrays, memory-mapped
+ones included, streamed a mini-batch at a time; the image transforms here
+(written in torch, no torchvision needed) serve as their ``augmentation`` and
+``preprocessing``.
 """
 
 from ._csq import CSQHasher
@@ -14,18 +20,38 @@ from ._greedyhash import GreedyHashHasher
 from ._hashnet import HashNetHasher
 from ._orthohash import OrthoHashHasher
 from ._requires import require_deep
+from ._transforms import (
+    CenterCrop,
+    Compose,
+    Normalize,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    Resize,
+    ToRGB,
+    imagenet_augmentation,
+    imagenet_preprocessing,
+)
 
 __all__ = [
     "CSQHasher",
+    "CenterCrop",
+    "Compose",
     "DNNHHasher",
     "DPNHasher",
     "DSHHasher",
     "DSTHHasher",
     "GreedyHashHasher",
     "HashNetHasher",
+    "Normalize",
     "OrthoHashHasher",
+    "RandomHorizontalFlip",
+    "RandomResizedCrop",
+    "Resize",
+    "ToRGB",
     "efficientnet_lite0",
     "extract_features",
+    "imagenet_augmentation",
+    "imagenet_preprocessing",
     "torchvision_backbone",
 ]
 
@@ -116,9 +142,17 @@ def torchvision_backbone(model, *, freeze=True, classifier="auto", min_size=32):
 
 
 def extract_features(
-    backbone, X, *, input_shape=None, batch_size=256, device="auto", dtype=None
+    backbone,
+    X,
+    *,
+    input_shape=None,
+    batch_size=256,
+    device="auto",
+    dtype=None,
+    preprocessing=None,
+    num_workers=0,
 ):
-    """A backbone's features of every row of ``X``, computed once.
+    """A backbone's features of every sample of ``X``, computed once.
 
     A deep hasher with a frozen backbone does this itself at each ``fit``;
     call it directly to compute the features once for many fits (a grid
@@ -131,17 +165,26 @@ def extract_features(
     backbone : torch.nn.Module
         Maps a batch (of images when ``input_shape`` is given) to features,
         e.g. :func:`efficientnet_lite0` or :func:`torchvision_backbone`.
-    X : array-like of shape (n_samples, n_features)
-        Rows, flattened images when ``input_shape`` is given.
+    X : array-like of shape (n_samples, n_features), or of image paths \
+(n_samples,), or uint8 array (n_samples, H, W, C) or (n_samples, C, H, W)
+        Rows (flattened images when ``input_shape`` is given), or images in
+        any form a deep hasher's ``fit`` takes, read a mini-batch at a time
+        and scaled to [0, 1].
     input_shape : tuple (channels, height, width), default=None
-        Shape of each image.
+        Shape of each image of rows; for a 4-D array, which axis holds the
+        channels where the shape does not tell.
     batch_size : int, default=256
-        Rows per forward pass.
+        Samples per forward pass.
     device : str, default="auto"
         Where to run the backbone (it is moved there): ``"auto"`` is CUDA when
         available.
     dtype : numpy dtype, default=None
         Of the result; ``None`` keeps float32.
+    preprocessing : callable, default=None
+        Applied to each image tensor (channels, height, width) first, as a
+        deep hasher's ``preprocessing`` is.
+    num_workers : int, default=0
+        Worker processes that read and preprocess the images.
 
     Returns
     -------
@@ -168,4 +211,6 @@ def extract_features(
         batch_size=batch_size,
         device=device,
         dtype=dtype,
+        preprocessing=preprocessing,
+        num_workers=num_workers,
     )

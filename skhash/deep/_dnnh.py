@@ -40,8 +40,9 @@ class DNNHHasher(SupervisedHasherMixin, BaseDeepHasher):
         ``"auto"`` is the paper's Network-in-Network for images (with
         ``input_shape``), whose last convolution has ``slice_size * n_bits``
         maps, and an MLP for feature vectors.
-    hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, optimizer, \
-device, accelerator, callbacks, verbose, random_state
+    hidden_layer_sizes, input_shape, augmentation, preprocessing, num_workers, \
+max_epochs, batch_size, lr, optimizer, device, accelerator, callbacks, \
+verbose, random_state
         As in :class:`HashNetHasher`.
 
     Attributes
@@ -52,6 +53,10 @@ device, accelerator, callbacks, verbose, random_state
         Device used for training.
     n_features_in_ : int
         Number of features seen during fit.
+    sample_shape_ : tuple of int
+        Shape of each sample as the network takes it: (channels, height,
+        width) for images (after ``preprocessing``), (n_features,) for
+        feature rows. For images, ``n_features_in_`` is its product.
 
     See Also
     --------
@@ -120,6 +125,9 @@ device, accelerator, callbacks, verbose, random_state
         backbone="auto",
         hidden_layer_sizes=(256,),
         input_shape=None,
+        augmentation=None,
+        preprocessing=None,
+        num_workers=0,
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
@@ -140,6 +148,9 @@ device, accelerator, callbacks, verbose, random_state
         self.backbone = backbone
         self.hidden_layer_sizes = hidden_layer_sizes
         self.input_shape = input_shape
+        self.augmentation = augmentation
+        self.preprocessing = preprocessing
+        self.num_workers = num_workers
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

@@ -38,8 +38,9 @@ class DPNHasher(SupervisedHasherMixin, BaseDeepHasher):
         towards the value the term's target bit has: scikit-learn's
         ``class_weight="balanced"`` for each bit taken as a two-class problem.
         ``None``: every hinge weighs 1, the authors' loss (see Notes).
-    backbone, hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, \
-optimizer, device, accelerator, callbacks, verbose, random_state
+    backbone, hidden_layer_sizes, input_shape, augmentation, preprocessing, \
+num_workers, max_epochs, batch_size, lr, optimizer, device, accelerator, \
+callbacks, verbose, random_state
         As in :class:`HashNetHasher`; ``random_state`` also draws the target
         codes.
 
@@ -54,6 +55,10 @@ optimizer, device, accelerator, callbacks, verbose, random_state
         Device used for training.
     n_features_in_ : int
         Number of features seen during fit.
+    sample_shape_ : tuple of int
+        Shape of each sample as the network takes it: (channels, height,
+        width) for images (after ``preprocessing``), (n_features,) for
+        feature rows. For images, ``n_features_in_`` is its product.
 
     See Also
     --------
@@ -122,6 +127,9 @@ optimizer, device, accelerator, callbacks, verbose, random_state
         backbone="auto",
         hidden_layer_sizes=(256,),
         input_shape=None,
+        augmentation=None,
+        preprocessing=None,
+        num_workers=0,
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
@@ -139,6 +147,9 @@ optimizer, device, accelerator, callbacks, verbose, random_state
         self.backbone = backbone
         self.hidden_layer_sizes = hidden_layer_sizes
         self.input_shape = input_shape
+        self.augmentation = augmentation
+        self.preprocessing = preprocessing
+        self.num_workers = num_workers
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

@@ -32,8 +32,9 @@ class DSHHasher(SupervisedHasherMixin, BaseDeepHasher):
         dissimilar pairs separately and gives the two means equal weight, as
         HashNet's weights do; ``"auto"`` is uniform unless similar pairs are
         the majority of the mini-batch, and balanced then (see Notes).
-    backbone, hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, \
-optimizer, device, accelerator, callbacks, verbose, random_state
+    backbone, hidden_layer_sizes, input_shape, augmentation, preprocessing, \
+num_workers, max_epochs, batch_size, lr, optimizer, device, accelerator, \
+callbacks, verbose, random_state
         As in :class:`HashNetHasher`.
 
     Attributes
@@ -44,6 +45,10 @@ optimizer, device, accelerator, callbacks, verbose, random_state
         Device used for training.
     n_features_in_ : int
         Number of features seen during fit.
+    sample_shape_ : tuple of int
+        Shape of each sample as the network takes it: (channels, height,
+        width) for images (after ``preprocessing``), (n_features,) for
+        feature rows. For images, ``n_features_in_`` is its product.
 
     See Also
     --------
@@ -101,6 +106,9 @@ optimizer, device, accelerator, callbacks, verbose, random_state
         backbone="auto",
         hidden_layer_sizes=(256,),
         input_shape=None,
+        augmentation=None,
+        preprocessing=None,
+        num_workers=0,
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
@@ -118,6 +126,9 @@ optimizer, device, accelerator, callbacks, verbose, random_state
         self.backbone = backbone
         self.hidden_layer_sizes = hidden_layer_sizes
         self.input_shape = input_shape
+        self.augmentation = augmentation
+        self.preprocessing = preprocessing
+        self.num_workers = num_workers
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

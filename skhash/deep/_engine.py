@@ -13,6 +13,11 @@ arrays of its ``state_dict`` and rebuilt from the hasher's parameters on load,
 so a file holds no torch object, loads on a CPU-only machine whatever device
 trained it, and skops reads it trusting only skhash's own types.
 
+Images: file paths, uint8 arrays and memory maps of them are read a
+mini-batch at a time by a torch ``DataLoader`` (:mod:`._inputs`,
+:mod:`._images`), never held whole; ``augmentation`` and ``preprocessing``
+transform each image on the way.
+
 Data-parallel training: given an ``accelerator`` (Hugging Face Accelerate),
 the net is skorch's accelerated net, each process trains on its shard of every
 epoch's mini-batches and DistributedDataParallel keeps the replicas equal;
@@ -22,6 +27,7 @@ encodes, pickles and loads like any other.
 
 import copy
 import copyreg
+import math
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -33,6 +39,8 @@ from .._supervision import indicator_matrix
 from ..base import BaseHasher
 from ..utils._param_validation import Interval
 from ..utils._torch import loading_device, resolve_device
+from . import _transforms
+from ._inputs import IMAGE_PARAMETERS, ImageInputMixin
 from ._requires import require_deep
 
 _OPTIMIZERS = {"adam": "Adam", "sgd": "SGD"}
@@ -98,7 +106,7 @@ def _check_same_seed(accelerator, seed):
         )
 
 
-class BaseDeepHasher(BaseHasher):
+class BaseDeepHasher(ImageInputMixin, BaseHasher):
     """Base of the deep hashers: backbone choice, training parameters, skorch.
 
     Subclasses write ``_criterion()`` (the loss module) and
@@ -107,6 +115,15 @@ class BaseDeepHasher(BaseHasher):
     ``n_bits`` units), ``_targets(X, y)`` (what the loss gets besides the
     outputs; default: the label indicator matrix) and ``_schedules()``
     (callbacks changing the loss during training).
+
+    Inputs (``fit`` and ``transform``, from :class:`._inputs.ImageInputMixin`):
+    2-D float rows (flattened images when ``input_shape`` is given), a 1-D
+    array-like of image file paths, or a 4-D uint8 array of images. Rows
+    without ``augmentation`` or ``preprocessing`` train from memory, as they
+    always did; anything else streams through a torch ``DataLoader``, a
+    mini-batch at a time, and ``_fit`` gets a source of :mod:`._images`
+    instead of an array (``_targets`` then gets ``X=None`` unless the hasher
+    sets ``_targets_need_rows``: it gets every sample flattened, in memory).
 
     Saving: pickle, joblib and skops (:mod:`skhash.persistence`) store the
     trained network as NumPy arrays (its ``state_dict``) with the training
@@ -121,7 +138,9 @@ class BaseDeepHasher(BaseHasher):
     ``accelerator=None``.
     A user-supplied ``torch.nn.Module`` backbone cannot be rebuilt from
     parameters: such a hasher is saved with pickle or joblib, and skops
-    refuses it with a ``TypeError``.
+    refuses it with a ``TypeError``; so are an ``augmentation`` or a
+    ``preprocessing`` other than skhash's transforms (:mod:`._transforms`),
+    which skops files hold as data.
     """
 
     _parameter_constraints = {
@@ -129,6 +148,7 @@ class BaseDeepHasher(BaseHasher):
         "backbone": [StrOptions({"auto", "mlp", "cnn"}), HasMethods(["forward"])],
         "hidden_layer_sizes": ["array-like"],
         "input_shape": ["array-like", None],
+        **ImageInputMixin._image_parameter_constraints,
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -148,6 +168,11 @@ class BaseDeepHasher(BaseHasher):
     }
 
     def _check_input_shape(self, n_features):
+        # In a streamed fit, the network's input shape (what DSTH asks for
+        # with the samples' width).
+        fitted = self.__dict__.get("_streaming_shape")
+        if fitted is not None and len(fitted) == 3 and math.prod(fitted) == n_features:
+            return tuple(fitted)
         if self.input_shape is None:
             return None
         shape = tuple(int(size) for size in self.input_shape)
@@ -170,31 +195,50 @@ class BaseDeepHasher(BaseHasher):
             if input_shape is None:
                 raise ValueError('backbone="cnn" needs input_shape=(C, H, W).')
             return SmallConvNet(input_shape[0])
-        return MLP(n_features, self.hidden_layer_sizes)
+        mlp = MLP(n_features, self.hidden_layer_sizes)
+        if input_shape is not None:
+            from torch import nn
 
-    def _network(self, n_features):
+            mlp.insert(0, nn.Flatten())  # the network hands it images
+        return mlp
+
+    def _network(self, n_features=None):
         from ._modules import HashNetwork, output_width
 
-        input_shape = self._check_input_shape(n_features)
+        shape = self._sample_shape() if n_features is None else None
+        if shape is not None:
+            n_features = math.prod(shape)
+            input_shape = shape if len(shape) == 3 else None
+        else:
+            input_shape = self._check_input_shape(n_features)
         backbone = self._backbone(n_features, input_shape)
         width = output_width(backbone, n_features, input_shape)
         return HashNetwork(backbone, self._head(width), input_shape)
 
     def _fit(self, X, y):
+        """Train on rows in memory (an ndarray) or a streamed source."""
         torch = require_deep(f"{type(self).__name__}.fit")
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         accelerator = self.accelerator
         if accelerator is not None:
             _check_same_seed(accelerator, seed)
         torch.manual_seed(seed)
-        X = X.astype(np.float32)
+        streamed = not isinstance(X, np.ndarray)
+        if streamed:
+            rows = None
+            if self._targets_need_rows:
+                from ._images import stacked_rows
+
+                rows = stacked_rows(self._streamed(X, training=False), self.batch_size)
+        else:
+            X = rows = X.astype(np.float32)
         if accelerator is None:
             self.device_ = resolve_device(self.device)
         else:
             self.device_ = str(accelerator.device)
-        targets = self._targets(X, y)
+        targets = self._targets(rows, y)
         self.net_ = self._skorch_net(
-            self._network(X.shape[1]), self.device_, accelerator=accelerator
+            self._network(), self.device_, accelerator=accelerator
         )
         with deterministic_cudnn():
             # skorch's fit is initialize() then partial_fit().
@@ -214,17 +258,25 @@ class BaseDeepHasher(BaseHasher):
         return net
 
     def _train(self, X, targets):
-        """Train ``net_``; a frozen backbone (no parameter requiring a
-        gradient) runs once over ``X``, in eval mode, and only the head trains
-        on its features: the same model, epochs cheaper by the backbone's cost.
+        """Train ``net_`` on rows in memory or a streamed source; a frozen
+        backbone (no parameter requiring a gradient) without augmentation
+        runs once over the samples, in eval mode, and only the head trains on
+        its features: the same model, epochs cheaper by the backbone's cost.
         """
         from ._modules import is_frozen
         from ._pretrained import extract_features
 
         network = self.net_.module  # the instance, whatever wraps module_
-        if not is_frozen(network.backbone):
+        streamed = not isinstance(X, np.ndarray)
+        augmented = streamed and self.augmentation is not None
+        if augmented or not is_frozen(network.backbone):
+            if streamed:
+                X = self._streamed(X, training=True, targets=targets)
+                targets = None
             self.net_.partial_fit(X, targets)
             return
+        if streamed:
+            X = self._streamed(X, training=False)
         features = extract_features(
             network.backbone, X, input_shape=network.input_shape, device=self.device_
         )
@@ -297,9 +349,23 @@ class BaseDeepHasher(BaseHasher):
     def _schedules(self):
         return []
 
+    def _check_exportable(self):
+        """Refuse an ONNX export that would leave out the ``preprocessing``
+        (the model is the network alone; ``augmentation``, used only in
+        training, changes nothing in it)."""
+        if self.preprocessing is not None:
+            raise TypeError(
+                f"to_onnx exports {type(self).__name__}'s network alone, which "
+                f"takes rows of n_features_in_={self.n_features_in_} values: its "
+                f"preprocessing ({self.preprocessing!r}) would not be in the "
+                "model. Export a hasher without preprocessing, and preprocess "
+                "its inputs before the model."
+            )
+
     def __getstate__(self):
         # What skops reads: it may hold no torch object, so a user-supplied
-        # module, which only pickle can rebuild, is refused here.
+        # module, which only pickle can rebuild, is refused here, and so are
+        # transforms other than skhash's (saved as their names and values).
         if not isinstance(self.backbone, str):
             raise TypeError(
                 f"{type(self).__name__} with a torch.nn.Module as backbone can be "
@@ -307,7 +373,21 @@ class BaseDeepHasher(BaseHasher):
                 "sources you trust): a user-supplied module cannot be rebuilt "
                 "from parameters."
             )
-        return self._saved_state()
+        state = self._saved_state()
+        for name in ("augmentation", "preprocessing"):
+            value = state.get(name)
+            if value is None:
+                continue
+            if not _transforms.is_saved_transform(value):
+                raise TypeError(
+                    f"{type(self).__name__} with a {name} other than skhash's "
+                    f"transforms ({value!r}) can be saved with pickle or joblib "
+                    "only (load such files only from sources you trust): skops "
+                    "files hold skhash.deep's transforms (Compose, Resize, "
+                    "CenterCrop, ...) as data, not code."
+                )
+            state[name] = _transforms.transform_state(value)
+        return state
 
     def __reduce_ex__(self, protocol):
         # pickle, joblib and copy come here instead of __getstate__; unlike
@@ -331,6 +411,12 @@ class BaseDeepHasher(BaseHasher):
         state = dict(state)
         weights = state.pop("_net_weights", None)
         history = state.pop("_net_history", [])
+        for name in ("augmentation", "preprocessing"):
+            if _transforms.is_transform_state(state.get(name)):
+                state[name] = _transforms.transform_from_state(state[name])
+        # Files saved before these parameters existed.
+        for name, default in IMAGE_PARAMETERS.items():
+            state.setdefault(name, default)
         super().__setstate__(state)
         if weights is not None:
             self.net_ = self._restored_net(weights, history)
@@ -345,7 +431,7 @@ class BaseDeepHasher(BaseHasher):
         # The network's fresh initial weights are overwritten at once; drawing
         # them must not move the caller's torch seed.
         with torch.random.fork_rng(devices=[]):
-            module = self._network(self.n_features_in_)
+            module = self._network()
         device = loading_device(self.device, self.device_)
         net = self._skorch_net(module, device).initialize()
         try:

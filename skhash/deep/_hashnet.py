@@ -37,6 +37,25 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         Layers of the MLP backbone.
     input_shape : tuple (channels, height, width), default=None
         Shape of each image when rows of ``X`` are flattened images.
+    augmentation : callable, default=None
+        Applied in training only, in place of ``preprocessing``, to each
+        image as a float tensor of shape (channels, height, width) with
+        values in [0, 1] (to each row, a 1-D tensor, when the rows are no
+        images): random crops and flips, e.g.
+        :func:`skhash.deep.imagenet_augmentation`, or torchvision's v2
+        transforms. Its random draws are seeded from ``random_state``, the
+        epoch and the image's index, so the same seed gives the same codes
+        whatever ``num_workers``. It must give images of the shape that
+        ``preprocessing`` gives.
+    preprocessing : callable, default=None
+        Applied to each image (or row) as ``augmentation`` is, when encoding,
+        and in training when ``augmentation`` is None: e.g. resizing images of
+        different sizes to one, :func:`skhash.deep.imagenet_preprocessing`
+        for pretrained backbones. ``None``: the images as they are.
+    num_workers : int, default=0
+        Worker processes of the torch ``DataLoader`` that read, decode and
+        transform the images of each mini-batch; 0 reads them in the calling
+        process.
     max_epochs : int, default=10
         Passes over the training data.
     batch_size : int, default=64
@@ -72,6 +91,10 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         Device used for training.
     n_features_in_ : int
         Number of features seen during fit.
+    sample_shape_ : tuple of int
+        Shape of each sample as the network takes it: (channels, height,
+        width) for images (after ``preprocessing``), (n_features,) for
+        feature rows. For images, ``n_features_in_`` is its product.
 
     See Also
     --------
@@ -120,6 +143,9 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         backbone="auto",
         hidden_layer_sizes=(256,),
         input_shape=None,
+        augmentation=None,
+        preprocessing=None,
+        num_workers=0,
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
@@ -138,6 +164,9 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         self.backbone = backbone
         self.hidden_layer_sizes = hidden_layer_sizes
         self.input_shape = input_shape
+        self.augmentation = augmentation
+        self.preprocessing = preprocessing
+        self.num_workers = num_workers
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

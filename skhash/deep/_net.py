@@ -4,6 +4,9 @@ from skorch import NeuralNet
 from skorch.hf import AccelerateMixin
 from torch import nn
 
+from ._images import StreamedData
+from ._modules import is_frozen
+
 
 class _HashingNet(NeuralNet):
     """skorch's ``NeuralNet``, made to unpickle a CUDA fit on a CPU-only machine.
@@ -23,6 +26,23 @@ class _HashingNet(NeuralNet):
             "criterion",
         ]
         return self
+
+    def get_iterator(self, dataset, training=False):
+        # Images stream a whole mini-batch per item (see skhash.deep._images).
+        if isinstance(dataset, StreamedData):
+            prefix = "iterator_train" if training else "iterator_valid"
+            batch_size = self.get_params_for(prefix).get("batch_size")
+            return dataset.loader(batch_size or self.batch_size, training=training)
+        return super().get_iterator(dataset, training=training)
+
+    def _set_training(self, training=True):
+        super()._set_training(training)
+        # A frozen backbone that runs in training (on augmented images) keeps
+        # its batch-normalisation statistics, as when its features are
+        # computed once in eval mode.
+        backbone = getattr(self.module_, "backbone", None)
+        if training and isinstance(backbone, nn.Module) and is_frozen(backbone):
+            backbone.eval()
 
 
 class _AcceleratedHashingNet(AccelerateMixin, _HashingNet):

@@ -40,8 +40,9 @@ class OrthoHashHasher(SupervisedHasherMixin, BaseDeepHasher):
         nearly orthogonal for many bits), or CSQ's Hadamard rows (exactly
         orthogonal for up to ``n_bits`` classes when ``n_bits`` is a power of
         two; see :class:`CSQHasher`).
-    backbone, hidden_layer_sizes, input_shape, max_epochs, batch_size, lr, \
-optimizer, device, accelerator, callbacks, verbose, random_state
+    backbone, hidden_layer_sizes, input_shape, augmentation, preprocessing, \
+num_workers, max_epochs, batch_size, lr, optimizer, device, accelerator, \
+callbacks, verbose, random_state
         As in :class:`HashNetHasher`; ``random_state`` also draws the
         codebook.
 
@@ -56,6 +57,10 @@ optimizer, device, accelerator, callbacks, verbose, random_state
         Device used for training.
     n_features_in_ : int
         Number of features seen during fit.
+    sample_shape_ : tuple of int
+        Shape of each sample as the network takes it: (channels, height,
+        width) for images (after ``preprocessing``), (n_features,) for
+        feature rows. For images, ``n_features_in_`` is its product.
 
     See Also
     --------
@@ -110,6 +115,9 @@ optimizer, device, accelerator, callbacks, verbose, random_state
         backbone="auto",
         hidden_layer_sizes=(256,),
         input_shape=None,
+        augmentation=None,
+        preprocessing=None,
+        num_workers=0,
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
@@ -128,6 +136,9 @@ optimizer, device, accelerator, callbacks, verbose, random_state
         self.backbone = backbone
         self.hidden_layer_sizes = hidden_layer_sizes
         self.input_shape = input_shape
+        self.augmentation = augmentation
+        self.preprocessing = preprocessing
+        self.num_workers = num_workers
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

@@ -127,25 +127,60 @@ class TorchvisionBackbone(nn.Module):
 
 
 def extract_features(
-    backbone, X, *, input_shape=None, batch_size=256, device="auto", dtype=None
+    backbone,
+    X,
+    *,
+    input_shape=None,
+    batch_size=256,
+    device="auto",
+    dtype=None,
+    preprocessing=None,
+    num_workers=0,
 ):
-    """A backbone's features of every row of ``X``, computed once (eval mode,
-    no gradients); documented as :func:`skhash.deep.extract_features`."""
-    X = np.asarray(X, dtype=np.float32)
+    """A backbone's features of every sample of ``X``, computed once (eval
+    mode, no gradients), a mini-batch at a time; documented as
+    :func:`skhash.deep.extract_features`. ``X`` may also be a
+    :class:`._images.StreamedData` (a hasher's samples)."""
+    from ._images import Rows, StreamedData, image_source
+
+    data = X
+    if not isinstance(X, StreamedData):
+        source = image_source(X, input_shape)
+        if source is None:
+            rows = np.asarray(X, dtype=np.float32)
+            if rows.ndim != 2:
+                raise ValueError(
+                    "X must be 2-D rows, a 1-D array-like of image paths or a "
+                    f"4-D uint8 array of images; got an array of shape {rows.shape}."
+                )
+            shape = None if input_shape is None else tuple(input_shape)
+            if shape is not None and np.prod(shape) != rows.shape[1]:
+                raise ValueError(
+                    f"input_shape={input_shape!r} does not hold rows of "
+                    f"{rows.shape[1]} values."
+                )
+            source = Rows(rows, shape)
+        data = StreamedData(source, transform=preprocessing, num_workers=num_workers)
     backbone = backbone.to(resolve_device(device))
     parameters = [*backbone.parameters(), *backbone.buffers()]
     where = parameters[0].device if parameters else torch.device("cpu")
     training = backbone.training
     backbone.eval()
-    blocks = []
+    features = None
     try:
         with torch.no_grad():
-            for start in range(0, len(X), batch_size):
-                batch = torch.from_numpy(X[start : start + batch_size]).to(where)
-                if input_shape is not None:
-                    batch = batch.view(len(batch), *input_shape)
-                features = backbone(batch).reshape(len(batch), -1).cpu().numpy()
-                blocks.append(features if dtype is None else features.astype(dtype))
+            start = 0
+            for batch, _ in data.loader(batch_size):
+                block = backbone(batch.to(where)).reshape(len(batch), -1).cpu().numpy()
+                if features is None:
+                    # Filled in place: the batches' features are never held
+                    # twice.
+                    features = np.empty(
+                        (len(data), block.shape[1]),
+                        dtype=block.dtype if dtype is None else dtype,
+                    )
+                features[start : start + len(block)] = block
+                start += len(block)
     finally:
         backbone.train(training)
-    return np.concatenate(blocks)
+    return features

@@ -113,3 +113,45 @@ def test_extract_features_in_eval_mode_then_restores_the_mode(model, digits):
     with torch.no_grad():
         expected = model(torch.from_numpy(X[:10].repeat(3, axis=1)).view(10, 3, 8, 8))
     np.testing.assert_allclose(features, expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_frozen_backbone_with_augmentation_runs_every_batch_in_eval_mode(model, digits):
+    from skhash.deep import RandomHorizontalFlip
+
+    X, y = digits
+    images = np.round(X[:64] * 255).astype(np.uint8).reshape(-1, 8, 8, 1)
+    y = y[:64]
+    backbone = torchvision_backbone(model)
+    calls = []
+    backbone.register_forward_hook(lambda module, inputs, output: calls.append(1))
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    hasher = CSQHasher(
+        8, backbone=backbone, augmentation=RandomHorizontalFlip(), **FAST
+    )
+    hasher.fit(images, y)
+    # Augmented images differ at every epoch: 3 epochs x 2 mini-batches.
+    assert len(calls) == 6
+    # Batch normalisation kept ImageNet's statistics (eval mode) in training.
+    for name, value in hasher.net_.module_.backbone.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert hasher.transform(images).shape == (64, 1)
+
+
+def test_the_pretrained_recipe_on_small_images(model, digits):
+    from skhash.deep import imagenet_augmentation, imagenet_preprocessing
+
+    X, y = digits
+    images = np.round(X[:64] * 255).astype(np.uint8).reshape(-1, 1, 8, 8)
+    y = y[:64]
+    hasher = CSQHasher(
+        8,
+        backbone=torchvision_backbone(model),
+        augmentation=imagenet_augmentation(32),
+        preprocessing=imagenet_preprocessing(32),
+        **FAST,
+    ).fit(images, y)
+    # Grey to RGB, resized to 37, the centre 32 x 32 cropped.
+    assert hasher.sample_shape_ == (3, 32, 32)
+    codes = hasher.transform(images)
+    assert codes.shape == (64, 1)
+    np.testing.assert_array_equal(hasher.transform(images.transpose(0, 2, 3, 1)), codes)

@@ -1,6 +1,7 @@
 """Nearest-neighbour search in Hamming space, and float search rescoring its
 candidates."""
 
+from ._directory import load_index, save_index
 from ._duplicates import duplicate_groups, duplicate_pairs
 from ._hamming_index import HammingIndex
 from ._hamming_neighbors import HammingNeighbors
@@ -12,6 +13,8 @@ __all__ = [
     "RescoringNeighbors",
     "duplicate_groups",
     "duplicate_pairs",
+    "load_index",
+    "save_index",
     "warm_up",
 ]
 

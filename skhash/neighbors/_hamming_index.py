@@ -281,6 +281,26 @@ class HammingIndex:
             engine.radius_neighbors(probe, 0, n_jobs=1, by_dist=False)
         return self
 
+    def _complete_tables(self):
+        """The multi-index engine with every table built, to be saved with the
+        codes: when searches may use the tables or some are built already;
+        otherwise None."""
+        if "multi_index" not in self._engines and not self.may_use_tables():
+            return None
+        engine = self._engine("multi_index")
+        engine._ensure_tables(engine.n_tables)
+        return engine
+
+    def _map_tables(self, offsets, ids, per_probe=None):
+        """Search with multi-index tables mapped from files rather than built;
+        each is checked on its first use (see ``MultiIndex.map_tables``)."""
+        engine = engine_class("multi_index")(self.codes)
+        engine.map_tables(offsets, ids, per_probe)
+        with self._lock:
+            self._engines["multi_index"] = engine
+            self._snapshot.watch(offsets)
+            self._snapshot.watch(ids)
+
     def _start_search(self, queries, exclude):
         """A search's validated queries and excluded rows, once the codes are
         known to be those the engines were derived from (checked once a

@@ -75,6 +75,7 @@ class HammingNeighbors(NeighborsBase):
     --------
     sklearn.neighbors.NearestNeighbors : The same interface for real vectors.
     skhash.metrics.mean_average_precision : The metric behind :meth:`score`.
+    skhash.neighbors.save_index : Save it as a directory that reopens mapped.
 
     Notes
     -----
@@ -160,15 +161,23 @@ class HammingNeighbors(NeighborsBase):
             The fitted estimator.
         """
         codes = self._validate_codes(X, reset=True)
-        self.index_ = HammingIndex(
+        index = HammingIndex(
             codes, y, algorithm=self.algorithm, backend=self.backend,
             device=self.device, n_jobs=self.n_jobs,
         )  # fmt: skip
-        self.backend_, self.device_ = self.index_.backend, self.index_.device
-        self.n_samples_fit_ = self.index_.n_codes
-        labels = self.index_.labels
+        return self._fitted_on(index)
+
+    def _fitted_on(self, index, classes=None):
+        """Take ``index`` as the fitted database: at fit, and when a saved
+        index is reopened (:func:`skhash.neighbors.load_index`, which knows
+        the ``classes`` of 1-D labels without reading them all)."""
+        self.index_ = index
+        self.n_features_in_ = index.codes.shape[1]
+        self.backend_, self.device_ = index.backend, index.device
+        self.n_samples_fit_ = index.n_codes
+        labels = index.labels
         if labels is not None and labels.ndim == 1:
-            self.classes_ = np.unique(labels)
+            self.classes_ = np.unique(labels) if classes is None else classes
         return self
 
     def _validate_codes(self, X, *, reset):

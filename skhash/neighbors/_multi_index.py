@@ -27,7 +27,7 @@ from numba import njit
 
 from ._index import SearchIndex
 from ._numba_common import compile_once, grow, popcount, prefetch, read_only
-from ._snapshot import digest
+from ._snapshot import digest, mapped_path
 from ._threads import join_blocks, query_blocks, run_blocks
 
 # Longest substring: its table has 2 ** bits buckets.
@@ -374,6 +374,8 @@ class MultiIndex(SearchIndex):
         # cheaper (see kneighbors_or_leave).
         self.scan_from_k = math.inf
         self._lock = threading.Lock()
+        # Tables mapped from files (map_tables), checked rather than built.
+        self._mapped = False
         if tables is not None:
             self.restore(tables)
 
@@ -410,13 +412,7 @@ class MultiIndex(SearchIndex):
             ):
                 raise ValueError(f"per_probe is {per_probe!r}.")
             for u, row, table in zip(np.flatnonzero(built), offsets, ids, strict=True):
-                n_buckets = 2 ** int(self.lengths[u])
-                if row[0] != 0 or (row[n_buckets:] != n_codes).any():
-                    raise ValueError(f"table {u} does not span the codes.")
-                if row.min() < 0 or (np.diff(row[: n_buckets + 1]) < 0).any():
-                    raise ValueError(f"table {u} has decreasing bucket offsets.")
-                if not _is_permutation(table):
-                    raise ValueError(f"table {u} is not a permutation of the codes.")
+                self._check_table(u, row, table)
             if tables["digest"] != digest(self.codes, built, offsets, ids):
                 raise ValueError("their digest does not match them and the codes.")
         except (KeyError, TypeError, ValueError) as error:
@@ -428,6 +424,42 @@ class MultiIndex(SearchIndex):
         self.ids[built] = ids
         self.built = built
         self.per_probe = per_probe
+
+    def _check_table(self, u, row, table):
+        """Raise ValueError unless table ``u`` (its bucket offsets ``row`` and
+        its ``table`` of ids) keeps every read of the kernels in bounds."""
+        n_buckets, n_codes = 2 ** int(self.lengths[u]), len(self.codes)
+        if row[0] != 0 or (row[n_buckets:] != n_codes).any():
+            raise ValueError(f"table {u} does not span the codes.")
+        if row.min() < 0 or (np.diff(row[: n_buckets + 1]) < 0).any():
+            raise ValueError(f"table {u} has decreasing bucket offsets.")
+        if not _is_permutation(table):
+            raise ValueError(f"table {u} is not a permutation of the codes.")
+
+    def map_tables(self, offsets, ids, per_probe=None):
+        """Use every table from arrays mapped from files, in place, or raise
+        ValueError for arrays of the wrong shape or dtype.
+
+        Nothing is read now. Each table is checked as :meth:`restore` checks
+        saved ones (ids a permutation of the codes, offsets spanning them in
+        order) on its first use, where it would otherwise be built, and a
+        table that fails raises ValueError there: the kernels never read one
+        unchecked. No digest is compared (it would read every table and the
+        codes): the caller checks that the files belong together.
+        """
+        tables = {"offsets": offsets, "ids": ids}
+        for name in tables:
+            expected = getattr(self, name).shape
+            if not _saved_array(tables, name, np.int32, expected).flags.c_contiguous:
+                raise ValueError(f"{name} is not C-contiguous.")
+        if per_probe is not None and not (
+            isinstance(per_probe, float) and 0 <= per_probe < math.inf
+        ):
+            raise ValueError(f"per_probe is {per_probe!r}.")
+        self.offsets, self.ids = offsets, ids
+        self.built[:] = False
+        self.per_probe = per_probe
+        self._mapped = True
 
     @property
     def n_tables(self):
@@ -452,6 +484,10 @@ class MultiIndex(SearchIndex):
 
     def _build_tables(self, n_tables):
         for u in np.flatnonzero(~self.built[:n_tables]):
+            if self._mapped:
+                self._check_mapped_table(u)
+                self.built[u] = True
+                continue
             n_buckets = 2 ** int(self.lengths[u])
             self.offsets[u, n_buckets + 1 :] = len(self.words)
             _build_table(
@@ -462,6 +498,16 @@ class MultiIndex(SearchIndex):
                 self.ids[u],
             )
             self.built[u] = True
+
+    def _check_mapped_table(self, u):
+        try:
+            self._check_table(u, self.offsets[u], self.ids[u])
+        except ValueError as error:
+            files = f"{mapped_path(self.offsets)} and {mapped_path(self.ids)}"
+            raise ValueError(
+                f"The multi-index tables mapped from {files} do not fit the "
+                f"codes ({error}); the saved index is damaged or was altered."
+            ) from error
 
     def estimated_cost(self, radius):
         """(multi-index cost, scan cost) of one query, in scanned words.

@@ -50,6 +50,16 @@ class Snapshot:
         self.sample = codes[self.rows].tobytes()
         self.path = mapped_path(codes)
         self.stat = None if self.path is None else _identity(self.path)
+        # (path, identity) of files mapped as data derived from the codes.
+        self.derived = []
+
+    def watch(self, array):
+        """Also check at each search the file that ``array``, data derived
+        from the codes (multi-index tables reopened from a directory), is
+        mapped from, if any: the kernels index with it."""
+        path = mapped_path(array)
+        if path is not None:
+            self.derived.append((path, _identity(path)))
 
     def check(self, codes):
         """Raise ValueError if the codes are no longer those of the snapshot."""
@@ -60,6 +70,13 @@ class Snapshot:
                 "search would mix old and new codes. Fit again on the file as "
                 "it is now."
             )
+        for path, identity in self.derived:
+            if _identity(path) != identity:
+                raise ValueError(
+                    f"The file {path}, mapped as search tables, has changed "
+                    "since it was opened: its tables may not fit the codes "
+                    "any more. Open the saved index again."
+                )
         if codes[self.rows].tobytes() != self.sample:
             raise ValueError(
                 "The database codes have changed since fit (they are used in "

@@ -8,11 +8,13 @@ over; this machine has 2 cores, so 2 workers of 1 thread against 1 process of
   workers, persisted), ``skhash.dask.transform`` against
   ``ITQHasher.transform`` of the same rows in one process; rows/s.
 - ``knn``: 10^7 clustered 64-bit codes in 8 partitions; k=10 neighbours of
-  1,000 queries with ``skhash.dask.HammingNeighbors`` against
-  ``skhash.HammingNeighbors`` on the whole array; the results are compared,
-  and the workers' resident memory after the searches, and its peak, are
-  read. ``knn-random``: the same with uniformly random codes, where every
-  search scans.
+  1,000 queries with ``skhash.dask.HammingNeighbors(placement="shard")``
+  against ``skhash.HammingNeighbors`` on the whole array; the results are
+  compared, and the workers' resident memory after the searches, and its
+  peak, are read. ``knn-random``: the same with uniformly random codes, where
+  every search scans. ``knn-replicate``: the clustered codes, 10,000
+  queries, ``placement="replicate"`` (a copy of the index on each worker,
+  the queries split between them).
 - ``join``: ``skhash.dask.similarity_join`` at radius 2 on 10^7 clustered
   codes; pairs/s.
 - ``costs`` (not by default): the figures behind the sharding, measured in
@@ -129,7 +131,7 @@ def codes_on_workers(n_codes, make=clustered_codes):
     return da.concatenate(blocks).persist(), [(start, size) for start in starts]
 
 
-def bench_knn(client, n_codes, n_queries=1000, k=10, make=None):
+def bench_knn(client, n_codes, n_queries=1000, k=10, make=None, placement="shard"):
     make = make or clustered_codes
     codes, blocks = codes_on_workers(n_codes, make)
     wait(codes)
@@ -144,13 +146,17 @@ def bench_knn(client, n_codes, n_queries=1000, k=10, make=None):
     local_seconds, (local_d, local_i) = timed(lambda: local.kneighbors(queries), 5)
 
     fit_seconds, search = timed(
-        lambda: skhash.dask.HammingNeighbors(n_neighbors=k).fit(codes)
+        lambda: skhash.dask.HammingNeighbors(n_neighbors=k, placement=placement).fit(
+            codes
+        )
     )
     search.kneighbors(queries[:10])
     dask_seconds, (dask_d, dask_i) = timed(lambda: search.kneighbors(queries), 5)
     worker_memory = client.run(resident_mib)
     return {
         "codes": n_codes,
+        "queries": n_queries,
+        "placement": search.placement_,
         "one process q/s": n_queries / local_seconds,
         "dask q/s": n_queries / dask_seconds,
         "overhead": dask_seconds / local_seconds,
@@ -226,6 +232,7 @@ def main():
         "encode": bench_encode,
         "knn": bench_knn,
         "knn-random": partial(bench_knn, make=random_codes),
+        "knn-replicate": partial(bench_knn, n_queries=10_000, placement="replicate"),
         "join": bench_join,
         "costs": bench_costs,
     }

@@ -28,13 +28,15 @@ from ._shards import shard_rows
 class QueryBlock:
     """One row block of queries.
 
-    ``codes`` is an array or a delayed block. When the queries are the
-    database's own codes (``X=None``), ``own_shard`` holds them from its row
-    ``own_start`` on, and there each query leaves out its own row.
+    ``codes`` is an array or a delayed block; ``number`` its place among the
+    blocks (which copy of a replicated index searches it). When the queries
+    are the database's own codes (``X=None``), ``own_shard`` holds them from
+    its row ``own_start`` on, and there each query leaves out its own row.
     """
 
     codes: object
     n_rows: int
+    number: int = 0
     own_shard: int | None = None
     own_start: int | None = None
 
@@ -43,11 +45,12 @@ class QueryBlock:
         return self.own_start if shard == self.own_shard else None
 
 
-def query_blocks(X, n_features, name):
+def query_blocks(X, n_features, name, n_blocks=1):
     """The queries ``X`` (NumPy or Dask) as blocks, and whether they are lazy.
 
-    NumPy queries make one block, checked here; Dask ones keep their row
-    blocks, their values checked where they are searched, by the shards.
+    NumPy queries make up to ``n_blocks`` blocks of about as many rows,
+    checked here; Dask ones keep their row blocks, their values checked where
+    they are searched, by the shards.
     """
     lazy = is_dask_collection(X)
     codes = as_row_blocks(X, "X") if lazy else check_codes(X, name="X")
@@ -61,28 +64,34 @@ def query_blocks(X, n_features, name):
             "Found array with 0 sample(s) while a minimum of 1 is required."
         )
     if not lazy:
-        # Delayed once, so that the tasks of every shard share one copy.
-        return [QueryBlock(delayed(codes), len(codes))], False
+        # Each delayed once, so that the tasks of every shard share one copy.
+        parts = np.array_split(codes, min(n_blocks, len(codes)))
+        return [
+            QueryBlock(delayed(part), len(part), i) for i, part in enumerate(parts)
+        ], False
     check_codes_dtype(codes.dtype, "X")
     blocks = codes.to_delayed().ravel()
     return [
-        QueryBlock(b, n) for b, n in zip(blocks, codes.chunks[0], strict=True)
+        QueryBlock(b, n, i)
+        for i, (b, n) in enumerate(zip(blocks, codes.chunks[0], strict=True))
     ], True
 
 
-def own_blocks(shards, offsets, row_chunks):
+def own_blocks(shards_for, offsets, row_chunks):
     """The database's row blocks as queries of themselves, each taken from
-    the shard that holds it (``shards[s]`` holds rows ``offsets[s]`` on)."""
+    the shard that holds it among those that search it (``shards_for(i)``
+    for block ``i``; shard ``s`` holds rows ``offsets[s]`` on)."""
     blocks = []
     starts = np.concatenate([[0], np.cumsum(row_chunks)])
-    for start, size in zip(starts, row_chunks, strict=False):
+    for i, (start, size) in enumerate(zip(starts, row_chunks, strict=False)):
         if size == 0:
-            blocks.append(QueryBlock(None, 0))
+            blocks.append(QueryBlock(None, 0, i))
             continue
         s = int(np.searchsorted(offsets, start, side="right")) - 1
         own_start = int(start - offsets[s])
-        codes = delayed(shard_rows)(shards[s], slice(own_start, own_start + size))
-        blocks.append(QueryBlock(codes, size, s, own_start))
+        rows = slice(own_start, own_start + size)
+        codes = delayed(shard_rows)(shards_for(i)[s], rows)
+        blocks.append(QueryBlock(codes, size, i, s, own_start))
     return blocks
 
 

@@ -7,9 +7,10 @@ import numpy as np
 from dask import delayed
 from dask.base import is_dask_collection
 from sklearn.base import _fit_context
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ..neighbors._base import NeighborsBase, vote
+from ..neighbors._base import PARAMETER_CONSTRAINTS, NeighborsBase, vote
 from ..neighbors._index import resolve
 from . import _rounds, _score, _shards
 from ._blocks import (
@@ -22,21 +23,24 @@ from ._blocks import (
     stitch,
 )
 from ._collections import as_row_blocks
-from ._placement import attach, attached, build_shards
+from ._placement import Placement
 
 __all__ = ["HammingNeighbors"]
 
 
 class HammingNeighbors(NeighborsBase):
-    """:class:`skhash.HammingNeighbors` over a database sharded across workers.
+    """:class:`skhash.HammingNeighbors` over a database sharded or replicated
+    across workers.
 
-    The row blocks of the codes given to :meth:`fit` make one
-    :class:`skhash.neighbors.HammingIndex` shard per worker, of consecutive blocks,
-    built and kept on that worker (persisted, with its kernels compiled and
-    multi-index tables filled there); the database is never gathered on one
-    node. Every answer is the one ``skhash.HammingNeighbors`` gives when
-    fitted on all the codes at once: same distances, same global indices,
-    ties by index.
+    Sharded, the row blocks of the codes given to :meth:`fit` make one
+    :class:`skhash.neighbors.HammingIndex` shard per worker, of consecutive
+    blocks, built and kept on that worker (persisted, with its kernels
+    compiled and multi-index tables filled there); the database is never
+    gathered on one node. Replicated, every worker builds and keeps an index
+    of the whole database, and the query blocks are shared out between them.
+    Every answer is the one ``skhash.HammingNeighbors`` gives when fitted on
+    all the codes at once: same distances, same global indices, ties by
+    index.
 
     The parameters, methods and their arguments are those of
     :class:`skhash.HammingNeighbors`; see it for their meaning. NumPy queries
@@ -47,18 +51,19 @@ class HammingNeighbors(NeighborsBase):
 
     Parameters
     ----------
-    n_neighbors : int, default=5
-        Number of neighbours of :meth:`kneighbors` and :meth:`predict`.
-    radius : int, default=2
-        Hamming radius of :meth:`radius_neighbors`.
-    algorithm : {"auto", "brute", "multi_index"}, default="auto"
-        Search method of every shard, chosen per shard under ``"auto"``.
-    backend : {"auto", "numba", "numpy", "faiss", "torch"}, default="auto"
-        Search engine of every shard.
-    device : {"auto", "cpu", "cuda"}, default="auto"
-        Device of the ``"torch"`` backend, on each worker.
+    n_neighbors, radius, algorithm, backend, device
+        As in :class:`skhash.HammingNeighbors`, for every shard (``"auto"``
+        choices made per shard, on its worker).
     n_jobs : int, default=None
         Threads of each shard's searches, on its worker.
+    placement : {"auto", "shard", "replicate"}, default="auto"
+        ``"shard"``: one shard of the database per worker, every query
+        searched by all of them; for databases larger than a worker's memory.
+        ``"replicate"``: the whole index on every worker, each query searched
+        by one of them; throughput grows with the workers. ``"auto"``
+        replicates when there are several workers and the codes take at most
+        an eighth of the smallest worker's memory limit (the multi-index
+        tables beside them take up to a few times as much), else shards.
 
     Attributes
     ----------
@@ -72,9 +77,11 @@ class HammingNeighbors(NeighborsBase):
         The backend of the shards, as resolved on the client.
     device_ : str
         The device of the shards, as resolved on the client.
+    placement_ : {"shard", "replicate"}
+        How the database was placed.
     shard_offsets_ : ndarray of shape (n_shards + 1,)
         Shard ``s`` holds the global rows ``shard_offsets_[s]`` to
-        ``shard_offsets_[s + 1] - 1``.
+        ``shard_offsets_[s + 1] - 1`` (replicated: one shard, ``[0, n]``).
 
     See Also
     --------
@@ -91,32 +98,20 @@ class HammingNeighbors(NeighborsBase):
     consecutive; each is built on its own worker (the blocks move there
     once) or, if that worker is lost, on another. A local scheduler makes
     one shard. A worker of several threads searches its shard with
-    ``n_jobs`` threads: set it to the worker's threads.
+    ``n_jobs`` threads: set it to the worker's threads. For the same reason
+    a database that fits on every worker is better replicated: each query
+    then costs one search of the whole, as in one process, and the workers
+    search different query blocks side by side (NumPy queries are cut into
+    a block per worker; Dask queries keep their row blocks, handed to the
+    workers in turn).
 
-    The k nearest of a query are the best of the shards' candidates, merged
-    by (distance, global index), in rounds. A shard holding a fraction of the
-    database has its own k nearest far away, where its multi-index search
-    gives up and scans, while the query's k nearest overall may be a few bits
-    away. So the shards first search increasing radii: a query with ``k``
-    codes within a radius over all shards is settled (every code at distance
-    ``<=`` the radius is known, ties included) and only the others go on to
-    the next round; the last round asks each shard for its ``k`` nearest.
-    The radii are those of least expected cost, from the shards' estimated
-    search costs and, at :meth:`fit`, the nearest neighbours of a sample of
-    128 database codes (queries are expected to be like them): neighbours far
-    apart (random codes) or shards whose own k nearest are cheap plan no
-    radius. Without ``X``, a database code is in its own shard, which
-    excludes its row (not every code equal to it) as
-    ``skhash.HammingNeighbors`` does. Radius neighbours are the shards' runs
-    side by side. :meth:`predict` votes with the labels the shards send with
-    their candidates.
-
-    :meth:`score` is the MAP over the whole database, in two passes that move
-    only per-query histograms over the ``8 * n_bytes + 1`` distances: the
-    shards count their items and relevant items at each distance; from these
-    counts each shard learns how many items rank before its own at each
-    distance (smaller distances anywhere, the same distance in earlier shards)
-    and sums the precisions at its relevant items.
+    Sharded, the k nearest of a query are the best of the shards'
+    candidates, merged by (distance, global index), in rounds of increasing
+    radii planned at :meth:`fit` from a sample of the database (see
+    ``skhash/dask/_rounds.py``); :meth:`score` is the MAP over the whole
+    database, in two passes that move only per-query histograms over the
+    distances. Without ``X``, a database code excludes its own row (not every
+    code equal to it), as ``skhash.HammingNeighbors`` does.
 
     A fitted estimator refers to its shards on the cluster rather than holding
     them: pickled, it works wherever that cluster is reachable (in the same
@@ -148,9 +143,32 @@ class HammingNeighbors(NeighborsBase):
            [1, 2]])
     """
 
+    _parameter_constraints: dict = {
+        **PARAMETER_CONSTRAINTS,
+        "placement": [StrOptions({"auto", "shard", "replicate"})],
+    }
+
+    def __init__(
+        self,
+        n_neighbors=5,
+        radius=2,
+        *,
+        algorithm="auto",
+        backend="auto",
+        device="auto",
+        n_jobs=None,
+        placement="auto",
+    ):
+        super().__init__(
+            n_neighbors, radius, algorithm=algorithm, backend=backend,
+            device=device, n_jobs=n_jobs,
+        )  # fmt: skip
+        self.placement = placement
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Build one shard per worker, of consecutive row blocks, on that worker.
+        """Build the index on the workers: one shard of consecutive row blocks
+        per worker, or a copy of the whole on each (see ``placement``).
 
         Parameters
         ----------
@@ -180,17 +198,19 @@ class HammingNeighbors(NeighborsBase):
             )
         options = ("algorithm", "backend", "device", "n_jobs")
         params = {name: getattr(self, name) for name in options}
-        shards, starts = build_shards(codes, labels, params)
-        # Persisted: the shards stay where they were built (futures under
-        # distributed); only their descriptions come back.
-        shards = list(dask.persist(*shards))
-        described = dask.compute(*[delayed(_shards.describe)(s) for s in shards])
+        self._placement = Placement(codes, labels, params, self.placement)
+        # Only the shards' descriptions come back, once every one is built;
+        # the copies of a replicated index describe one shard.
+        persisted = self._placement.persisted
+        described = dask.compute(*[delayed(_shards.describe)(s) for s in persisted])
+        described = described[: len(self._placement.offsets) - 1]
+        shards = self._placement.shards_for(0)
 
         self.backend_, self.device_ = backend, device
         self.n_features_in_ = codes.shape[1]
         self.n_samples_fit_ = codes.shape[0]
-        self.shard_offsets_ = np.array([*starts, codes.shape[0]], np.intp)
-        self._persisted = shards
+        self.placement_ = self._placement.kind
+        self.shard_offsets_ = self._placement.offsets
         self._row_chunks = row_chunks
         self._fit_lazy = is_dask_collection(X)
         self._labels = described[0]["labels"]  # (shape of one row, dtype) or None
@@ -204,48 +224,23 @@ class HammingNeighbors(NeighborsBase):
         )  # fmt: skip
         return self
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        # Bound at once to this process's client, if it holds the shards, so
-        # that they outlive the pickled original.
-        if hasattr(self, "_persisted"):
-            attach(self._persisted)
-
     @property
     def _shards(self):
-        """The persisted shards, checked to be on a cluster of this process."""
+        """The shards (of a replicated index, one copy), on a cluster of this
+        process."""
         check_is_fitted(self)
-        return attached(self._persisted)
+        return self._placement.shards_for(0)
 
     def _blocks(self, X):
         """The queries as :class:`QueryBlock` s, and whether they are lazy.
         ``X=None`` gives the database's row blocks, each from its shard."""
         check_is_fitted(self)
         if X is None:
-            blocks = own_blocks(self._shards, self.shard_offsets_, self._row_chunks)
+            shards_for = self._placement.shards_for
+            blocks = own_blocks(shards_for, self.shard_offsets_, self._row_chunks)
             return blocks, self._fit_lazy
-        return query_blocks(X, self.n_features_in_, type(self).__name__)
-
-    def _fan_out(self, block, function, rows=None, **task):
-        """Delayed ``function(shard, codes, task, rows)`` of every shard for a
-        query block, each with its :class:`_shards.Task`.
-
-        The parts go to their merge as separate arguments: in a list, Dask
-        (2026.8) leaves the persisted shards' futures out of the graph (see
-        dask/dask#12055), and a lazy answer would lose its shards with the
-        estimator.
-        """
-        return [
-            delayed(function)(
-                shard,
-                block.codes,
-                _shards.Task(int(offset), block.own_start_in(s), **task),
-                rows,
-            )
-            for s, (shard, offset) in enumerate(
-                zip(self._shards, self.shard_offsets_, strict=False)
-            )
-        ]
+        n_blocks = self._placement.n_copies
+        return query_blocks(X, self.n_features_in_, type(self).__name__, n_blocks)
 
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
         blocks, lazy = self._blocks(X)
@@ -268,7 +263,7 @@ class HammingNeighbors(NeighborsBase):
                 plans[block.n_rows] = self._radii(k, block.n_rows)
             answers.append(
                 _rounds.knn_answer(
-                    self._fan_out, block, k, with_labels, plans[block.n_rows]
+                    self._placement.fan_out, block, k, with_labels, plans[block.n_rows]
                 )
             )
         label_tail, label_dtype = self._labels if with_labels else ((), None)
@@ -306,7 +301,7 @@ class HammingNeighbors(NeighborsBase):
             else delayed(_shards.merge_radius)(
                 block.n_rows,
                 sort_results,
-                *self._fan_out(
+                *self._placement.fan_out(
                     block, _shards.shard_radius, radius=radius, by_dist=sort_results
                 ),
             )
@@ -343,7 +338,8 @@ class HammingNeighbors(NeighborsBase):
             database=self._labels[0],
         )
         n_bins = 8 * self.n_features_in_ + 1
-        return _score.mean_average_precision(self._shards, blocks, labels, n_bins)
+        shards_for = self._placement.shards_for
+        return _score.mean_average_precision(shards_for, blocks, labels, n_bins)
 
     def _has_labels(self):
         return self._labels is not None

@@ -1,4 +1,5 @@
-"""Where the shards of a database go: one per worker, of consecutive blocks."""
+"""Where the index of a database goes: sharded, one shard per worker of
+consecutive blocks, or replicated, a copy of the whole on every worker."""
 
 import contextlib
 
@@ -7,6 +8,71 @@ import numpy as np
 from dask import delayed
 
 from . import _shards
+
+# The share of a worker's memory limit that replicated codes may take.
+REPLICA_SHARE = 1 / 8
+
+
+class Placement:
+    """Where a fitted database is: its shards, persisted on the workers (or
+    the copies of one replicated index), the first global row of each shard,
+    and which of them search which query block."""
+
+    def __init__(self, codes, labels, params, kind):
+        """Build and persist the shards of the codes, sharded or replicated
+        as ``kind`` says or, if ``"auto"``, as :func:`replicate_fits` decides."""
+        if kind == "auto":
+            kind = "replicate" if replicate_fits(codes) else "shard"
+        if kind == "replicate":
+            shards, starts = build_replicas(codes, labels, params), [0]
+        else:
+            shards, starts = build_shards(codes, labels, params)
+        self.kind = kind
+        # Persisted: the shards stay where they were built (futures under
+        # distributed).
+        self.persisted = list(dask.persist(*shards))
+        self.offsets = np.array([*starts, codes.shape[0]], np.intp)
+
+    def __setstate__(self, state):
+        vars(self).update(state)
+        # Bound at once to this process's client, if it holds the shards, so
+        # that they outlive the pickled original.
+        attach(self.persisted)
+
+    @property
+    def n_copies(self):
+        """How many workers can take a query block: copies of the index."""
+        return len(self.persisted) if self.kind == "replicate" else 1
+
+    def shards_for(self, block_number):
+        """The shards, checked to be on a cluster of this process, that
+        search query block ``block_number``: all of them, or the copy of a
+        replicated index whose turn it is."""
+        persisted = attached(self.persisted)
+        if self.kind == "replicate":
+            return [persisted[block_number % len(persisted)]]
+        return persisted
+
+    def fan_out(self, block, function, rows=None, **task):
+        """Delayed ``function(shard, codes, task, rows)`` of every shard for a
+        query block, each with its :class:`_shards.Task`.
+
+        The parts go to their merge as separate arguments: in a list, Dask
+        (2026.8) leaves the persisted shards' futures out of the graph (see
+        dask/dask#12055), and a lazy answer would lose its shards with the
+        estimator.
+        """
+        return [
+            delayed(function)(
+                shard,
+                block.codes,
+                _shards.Task(int(offset), block.own_start_in(s), **task),
+                rows,
+            )
+            for s, (shard, offset) in enumerate(
+                zip(self.shards_for(block.number), self.offsets, strict=False)
+            )
+        ]
 
 
 def build_shards(codes, labels, params):
@@ -23,24 +89,53 @@ def build_shards(codes, labels, params):
     """
     row_chunks = codes.chunks[0]
     starts = np.concatenate([[0], np.cumsum(row_chunks)])
-    blocks = codes.to_delayed().ravel()
     workers = _workers()
-    shards = []
     groups = _groups(row_chunks, max(1, len(workers)))
-    for s, group in enumerate(groups):
-        on_worker = (
-            dask.annotate(workers=[workers[s]], allow_other_workers=True)
-            if workers
-            else contextlib.nullcontext()
-        )
-        group_labels = [labels[b] for b in group] if len(labels) else []
-        with on_worker:
-            shards.append(
-                delayed(_shards.build_shard)(
-                    params, len(group), *[blocks[b] for b in group], *group_labels
-                )
-            )
+    shards = [
+        _build_on(workers[s] if workers else None, codes, labels, group, params)
+        for s, group in enumerate(groups)
+    ]
     return shards, [int(starts[group[0]]) for group in groups]
+
+
+def build_replicas(codes, labels, params):
+    """Delayed copies of one ``HammingIndex(..., **params)`` over all the
+    codes, one built on each worker (one in all under a local scheduler):
+    every block moves to every worker once. Persist them, as the shards of
+    :func:`build_shards`."""
+    blocks = np.flatnonzero(codes.chunks[0])
+    return [
+        _build_on(worker, codes, labels, blocks, params)
+        for worker in (_workers() or [None])
+    ]
+
+
+def replicate_fits(codes):
+    """The rule of ``placement="auto"``: replicate when there are several
+    workers and the codes take at most :data:`REPLICA_SHARE` of the smallest
+    worker's memory limit (their multi-index tables take up to a few times
+    the codes beside them); a worker without a limit counts as too small."""
+    client = getattr(dask.base.get_scheduler(), "__self__", None)
+    if len(_workers()) < 2:
+        return False
+    limits = [w.get("memory_limit") or 0 for w in _worker_info(client).values()]
+    return codes.nbytes <= REPLICA_SHARE * min(limits)
+
+
+def _build_on(worker, codes, labels, blocks, params):
+    """Delayed ``build_shard`` of the row ``blocks`` (block numbers) of the
+    codes and their labels, placed on ``worker`` (None: anywhere)."""
+    on_worker = (
+        dask.annotate(workers=[worker], allow_other_workers=True)
+        if worker
+        else contextlib.nullcontext()
+    )
+    delayed_blocks = codes.to_delayed().ravel()
+    block_labels = [labels[b] for b in blocks] if len(labels) else []
+    with on_worker:
+        return delayed(_shards.build_shard)(
+            params, len(blocks), *[delayed_blocks[b] for b in blocks], *block_labels
+        )
 
 
 def attach(shards):
@@ -93,6 +188,10 @@ def _workers():
     client = getattr(dask.base.get_scheduler(), "__self__", None)
     nthreads = getattr(client, "nthreads", None)
     return sorted(nthreads()) if callable(nthreads) else []
+
+
+def _worker_info(client):
+    return client.scheduler_info(n_workers=-1)["workers"]
 
 
 def _groups(row_chunks, n_groups):

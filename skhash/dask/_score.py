@@ -17,14 +17,15 @@ from .._supervision import check_labels, relevance
 from ..codes import as_words
 
 
-def mean_average_precision(shards, blocks, labels, n_bins):
+def mean_average_precision(shards_for, blocks, labels, n_bins):
     """MAP of the query ``blocks`` (their ``labels`` beside them) against the
-    ``shards``, in order of their rows; queries with nothing relevant count
-    as 0."""
+    shards, in order of their rows (``shards_for(i)``: those that search
+    block ``i``); queries with nothing relevant count as 0."""
     sums, n_relevant = [], []
     for block, block_labels in zip(blocks, labels, strict=True):
         if block.n_rows == 0:
             continue
+        shards = shards_for(block.number)
         block_labels = delayed(block_labels)  # one copy for all the tasks
         histograms = [
             delayed(shard_histograms)(shard, block.codes, block_labels, n_bins)

@@ -50,7 +50,7 @@ def build_shard(params, n_blocks, *blocks):
     compiled and its tables filled here, on the worker that keeps it, rather
     than in the first search. ``params`` are its keyword arguments;
     ``blocks`` are the ``n_blocks`` blocks of codes, then their labels' blocks
-    if any (arguments, not lists: see ``HammingNeighbors._fan_out``)."""
+    if any (arguments, not lists: see ``Placement.fan_out``)."""
     codes = np.concatenate(blocks[:n_blocks])
     labels = np.concatenate(blocks[n_blocks:]) if len(blocks) > n_blocks else None
     return HammingIndex(codes, labels, **params).prepare()
@@ -75,7 +75,7 @@ def shard_rows(shard, rows):
 
 def stack(*blocks):
     """The blocks one under the other (one argument each: see
-    ``HammingNeighbors._fan_out`` on lists)."""
+    ``Placement.fan_out`` on lists)."""
     return np.concatenate(blocks)
 
 

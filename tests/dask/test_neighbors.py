@@ -34,10 +34,13 @@ N_BITS = 24
 def shard_per_block():
     """Room for four shards per worker: the blocks of these tests then make a
     shard each, as on a cluster of a worker per block, and the merges meet
-    three shards rather than two. test_sharding.py tests the grouping."""
+    three shards rather than two (a replicated index, eight copies).
+    test_sharding.py tests the grouping. ``placement="auto"`` shards: these
+    small databases would be replicated, and the shards are under test."""
     with pytest.MonkeyPatch.context() as patch:
         workers = skhash.dask._placement._workers
         patch.setattr(skhash.dask._placement, "_workers", lambda: workers() * 4)
+        patch.setattr(skhash.dask._placement, "REPLICA_SHARE", 0)
         yield
 
 
@@ -52,8 +55,13 @@ def _codes(n, seed, clustered):
     return pack_codes(bits)
 
 
+@pytest.fixture(scope="module", params=["shard", "replicate"])
+def placement(request):
+    return request.param
+
+
 @pytest.fixture(scope="module", params=["random", "clustered"])
-def case(request, client):
+def case(request, client, placement):
     clustered = request.param == "clustered"
     rng = np.random.RandomState(0)
     D = _codes(sum(CHUNKS), seed=1, clustered=clustered)
@@ -72,9 +80,13 @@ def case(request, client):
         "Y": Y,
         "Yq": Yq,
         "local": skhash.HammingNeighbors(n_neighbors=7).fit(D, y),
-        "dask": HammingNeighbors(n_neighbors=7).fit(codes, da.from_array(y, 50)),
+        "dask": HammingNeighbors(n_neighbors=7, placement=placement).fit(
+            codes, da.from_array(y, 50)
+        ),
         "local_multi": skhash.HammingNeighbors(n_neighbors=4).fit(D, Y),
-        "dask_multi": HammingNeighbors(n_neighbors=4).fit(codes, Y),
+        "dask_multi": HammingNeighbors(n_neighbors=4, placement=placement).fit(
+            codes, Y
+        ),
     }
 
 
@@ -425,7 +437,9 @@ def test_parameters_as_scikit_learn_expects():
     check_param_validation("HammingNeighbors", HammingNeighbors())
     search = HammingNeighbors(n_neighbors=3, radius=1, algorithm="brute")
     assert clone(search).get_params() == search.get_params()
-    assert set(search.get_params()) == set(skhash.HammingNeighbors().get_params())
+    # The single machine's parameters, and where the database goes.
+    single = set(skhash.HammingNeighbors().get_params())
+    assert set(search.get_params()) == single | {"placement"}
 
 
 # k nearest in rounds: radius searches settle the queries with k codes within

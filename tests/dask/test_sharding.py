@@ -13,6 +13,13 @@ from skhash.dask import HammingNeighbors, similarity_join  # noqa: E402
 from skhash.dask._placement import _groups  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def sharded(monkeypatch):
+    """``placement="auto"`` shards: these small databases would be
+    replicated, and the shards are under test."""
+    monkeypatch.setattr(skhash.dask._placement, "REPLICA_SHARE", 0)
+
+
 @pytest.mark.parametrize(
     "row_chunks, n_groups",
     [

@@ -16,7 +16,8 @@ verified on the original vectors if asked, and :func:`duplicate_groups` goes
 on to the groups of near-duplicates. Given DataFrames, results are keyed by
 their ids (their index), not by row numbers. :class:`RescoringNeighbors`
 rescores the candidates of the sharded search against float vectors kept
-on the workers beside them.
+on the workers beside them. :func:`save_index` saves a fitted search as a
+directory of its shards, which :func:`load_index` reopens on any cluster.
 
 Everything is built with ``dask.array`` and ``dask.delayed``, so it runs on
 whatever scheduler is active: a ``distributed.Client`` for a cluster, or
@@ -24,6 +25,7 @@ Dask's threads in one process. ``import skhash`` does not import Dask; this
 module needs the ``skhash[dask]`` extra.
 """
 
+from ._directory import load_index, save_index
 from ._duplicates import duplicate_groups
 from ._fit import fit
 from ._join import similarity_join
@@ -36,6 +38,8 @@ __all__ = [
     "RescoringNeighbors",
     "duplicate_groups",
     "fit",
+    "load_index",
+    "save_index",
     "similarity_join",
     "transform",
 ]

@@ -29,7 +29,7 @@ class QueryBlock:
     """One row block of queries.
 
     ``codes`` is an array or a delayed block; ``number`` its place among the
-    blocks (which copy of a replicated index searches it). When the queries
+    non-empty blocks (which copy of a replicated index searches it). When the queries
     are the database's own codes (``X=None``), ``own_shard`` holds them from
     its row ``own_start`` on, and there each query leaves out its own row.
     """
@@ -70,10 +70,10 @@ def query_blocks(X, n_features, name, n_blocks=1):
             QueryBlock(delayed(part), len(part), i) for i, part in enumerate(parts)
         ], False
     check_codes_dtype(codes.dtype, "X")
-    blocks = codes.to_delayed().ravel()
+    blocks, sizes = codes.to_delayed().ravel(), codes.chunks[0]
+    numbers = np.cumsum(np.asarray(sizes) > 0) - 1
     return [
-        QueryBlock(b, n, i)
-        for i, (b, n) in enumerate(zip(blocks, codes.chunks[0], strict=True))
+        QueryBlock(b, n, int(i)) for b, n, i in zip(blocks, sizes, numbers, strict=True)
     ], True
 
 
@@ -81,9 +81,9 @@ def own_blocks(shards_for, offsets, row_chunks):
     """The database's row blocks as queries of themselves, each taken from
     the shard that holds it among those that search it (``shards_for(i)``
     for block ``i``; shard ``s`` holds rows ``offsets[s]`` on)."""
-    blocks = []
+    blocks, i = [], 0  # i: the block's place among the non-empty ones
     starts = np.concatenate([[0], np.cumsum(row_chunks)])
-    for i, (start, size) in enumerate(zip(starts, row_chunks, strict=False)):
+    for start, size in zip(starts, row_chunks, strict=False):
         if size == 0:
             blocks.append(QueryBlock(None, 0, i))
             continue
@@ -92,6 +92,7 @@ def own_blocks(shards_for, offsets, row_chunks):
         rows = slice(own_start, own_start + size)
         codes = delayed(shard_rows)(shards_for(i)[s], rows)
         blocks.append(QueryBlock(codes, size, i, s, own_start))
+        i += 1
     return blocks
 
 

@@ -255,16 +255,21 @@ def join_pairs(
                 f"{n_right} features."
             )
     if fitted:
-        shards = list(right._shards)
+        # A replicated index: each left block goes to a copy in turn.
+        shards_for = right._placement.shards_for
     else:
         # Built now, each on its worker, and kept there while the pairs are
         # computed, as HammingNeighbors.fit builds them.
         shards, starts = build_shards(source.codes, [], search)
         shards = list(dask.persist(*shards))
         bounds = [*starts, source.codes.shape[0]]
+
+        def shards_for(block_number):
+            return shards
+
     # No two codes differ in more bits than a code has.
     radius = min(radius, 8 * n_bytes)
-    shard_vectors = shard_ids = [None] * len(shards)
+    shard_vectors = shard_ids = [None] * (len(bounds) - 1)
     if vectors is None:
         left_vectors = [None] * len(left_chunks)
     else:
@@ -285,7 +290,7 @@ def join_pairs(
             )
             sides = (left_vectors[b], shard_vectors[s], left_ids[b], shard_ids[s])
             parts.append(
-                delayed(_shards.shard_pairs)(shards[s], blocks[b], task, *sides)
+                delayed(_shards.shard_pairs)(shards_for(b)[s], blocks[b], task, *sides)
             )
     columns = _shards.pair_columns(vectors is not None)
     for name, side in [("left", left), ("right", None if fitted else source)]:

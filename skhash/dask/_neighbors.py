@@ -61,9 +61,10 @@ class HammingNeighbors(NeighborsBase):
         searched by all of them; for databases larger than a worker's memory.
         ``"replicate"``: the whole index on every worker, each query searched
         by one of them; throughput grows with the workers. ``"auto"``
-        replicates when there are several workers and the codes take at most
-        an eighth of the smallest worker's memory limit (the multi-index
-        tables beside them take up to a few times as much), else shards.
+        replicates when there are several workers and a copy (the codes,
+        twice as much for the multi-index tables, 8 bytes per label) takes at
+        most a quarter of the smallest worker's memory limit, else shards
+        (also when the workers have no memory limit).
 
     Attributes
     ----------
@@ -183,7 +184,6 @@ class HammingNeighbors(NeighborsBase):
         self : HammingNeighbors
             The fitted estimator.
         """
-        backend, device = resolve(self.backend, self.device)
         codes = as_row_blocks(X, "X")
         if codes.shape[0] == 0:
             raise ValueError(
@@ -198,36 +198,41 @@ class HammingNeighbors(NeighborsBase):
             )
         options = ("algorithm", "backend", "device", "n_jobs")
         params = {name: getattr(self, name) for name in options}
-        self._placement = Placement(codes, labels, params, self.placement)
+        placement = Placement.build(codes, labels, params, self.placement, y)
+        return self._fitted_on(placement, row_chunks, is_dask_collection(X))
+
+    def _fitted_on(self, placement, row_chunks, lazy):
+        """Take the shards of ``placement`` as the fitted database, whose
+        codes came in ``row_chunks`` (``lazy``: as a Dask collection): at
+        fit, and when a saved index is reopened (:func:`load_index`)."""
         # Only the shards' descriptions come back, once every one is built;
         # the copies of a replicated index describe one shard.
-        persisted = self._placement.persisted
+        persisted = placement.persisted
         described = dask.compute(*[delayed(_shards.describe)(s) for s in persisted])
-        described = described[: len(self._placement.offsets) - 1]
-        shards = self._placement.shards_for(0)
-
-        self.backend_, self.device_ = backend, device
-        self.n_features_in_ = codes.shape[1]
-        self.n_samples_fit_ = codes.shape[0]
-        self.placement_ = self._placement.kind
-        self.shard_offsets_ = self._placement.offsets
-        self._row_chunks = row_chunks
-        self._fit_lazy = is_dask_collection(X)
+        described = described[: len(placement.offsets) - 1]
+        self._placement = placement
+        self.backend_, self.device_ = resolve(self.backend, self.device)
+        self.n_features_in_ = described[0]["n_bytes"]
+        self.n_samples_fit_ = int(placement.offsets[-1])
+        self.placement_, self.shard_offsets_ = placement.kind, placement.offsets
+        if not lazy:  # NumPy answers, from any row blocks: one per copy
+            rows = np.arange(self.n_samples_fit_)
+            row_chunks = map(len, np.array_split(rows, placement.n_copies))
+        self._row_chunks, self._fit_lazy = tuple(row_chunks), lazy
         self._labels = described[0]["labels"]  # (shape of one row, dtype) or None
-        if y is not None and self._labels[0] == ():
+        if self._labels is not None and self._labels[0] == ():
             self.classes_ = np.unique(np.concatenate([d["classes"] for d in described]))
         # What the k-nearest rounds are planned from (see _rounds.py).
         self._costs = [d["costs"] for d in described]
         self._sample = _rounds.sample_neighbours(
-            shards, self.shard_offsets_, self._costs,
+            placement.shards_for(0), self.shard_offsets_, self._costs,
             max(_rounds.SAMPLE_K, self.n_neighbors),
         )  # fmt: skip
         return self
 
     @property
     def _shards(self):
-        """The shards (of a replicated index, one copy), on a cluster of this
-        process."""
+        """The shards (replicated: one copy), on a cluster of this process."""
         check_is_fitted(self)
         return self._placement.shards_for(0)
 

@@ -9,8 +9,9 @@ from dask import delayed
 
 from . import _shards
 
-# The share of a worker's memory limit that replicated codes may take.
-REPLICA_SHARE = 1 / 8
+# The share of a worker's memory limit that a copy of the index may take
+# (building it, and searching, take room too).
+REPLICA_SHARE = 1 / 4
 
 
 class Placement:
@@ -18,20 +19,26 @@ class Placement:
     the copies of one replicated index), the first global row of each shard,
     and which of them search which query block."""
 
-    def __init__(self, codes, labels, params, kind):
-        """Build and persist the shards of the codes, sharded or replicated
-        as ``kind`` says or, if ``"auto"``, as :func:`replicate_fits` decides."""
+    def __init__(self, kind, shards, offsets):
+        """Persist the delayed ``shards`` (``kind="replicate"``: copies of
+        one index): they stay where they are computed, futures under
+        distributed. Shard ``s`` holds the rows ``offsets[s]`` on."""
+        self.kind = kind
+        self.persisted = list(dask.persist(*shards))
+        self.offsets = np.asarray(offsets, np.intp)
+
+    @classmethod
+    def build(cls, codes, labels, params, kind, y=None):
+        """The shards of the codes, sharded or replicated as ``kind`` says
+        or, if ``"auto"``, as :func:`replicate_fits` decides (for the codes
+        and their labels ``y``)."""
         if kind == "auto":
-            kind = "replicate" if replicate_fits(codes) else "shard"
+            kind = "replicate" if replicate_fits(codes, y) else "shard"
         if kind == "replicate":
             shards, starts = build_replicas(codes, labels, params), [0]
         else:
             shards, starts = build_shards(codes, labels, params)
-        self.kind = kind
-        # Persisted: the shards stay where they were built (futures under
-        # distributed).
-        self.persisted = list(dask.persist(*shards))
-        self.offsets = np.array([*starts, codes.shape[0]], np.intp)
+        return cls(kind, shards, [*starts, codes.shape[0]])
 
     def __setstate__(self, state):
         vars(self).update(state)
@@ -110,29 +117,33 @@ def build_replicas(codes, labels, params):
     ]
 
 
-def replicate_fits(codes):
+def replicate_fits(codes, y=None):
     """The rule of ``placement="auto"``: replicate when there are several
-    workers and the codes take at most :data:`REPLICA_SHARE` of the smallest
-    worker's memory limit (their multi-index tables take up to a few times
-    the codes beside them); a worker without a limit counts as too small."""
-    client = getattr(dask.base.get_scheduler(), "__self__", None)
+    workers and a copy of the index takes at most :data:`REPLICA_SHARE` of
+    the smallest worker's memory limit. A copy is counted as the codes,
+    twice their size for the multi-index tables (4-byte ids, a table per
+    16 to 32 bits) and 8 bytes per label; a worker without a limit counts as
+    too small."""
     if len(_workers()) < 2:
         return False
+    client = dask.base.get_scheduler().__self__
     limits = [w.get("memory_limit") or 0 for w in _worker_info(client).values()]
-    return codes.nbytes <= REPLICA_SHARE * min(limits)
+    return copy_bytes(codes, y) <= REPLICA_SHARE * min(limits)
+
+
+def copy_bytes(codes, y=None):
+    """What :func:`replicate_fits` counts for a copy of the index."""
+    shape = None if y is None else getattr(y, "shape", None) or np.shape(y)
+    n_labels = 0 if shape is None else int(shape[1]) if len(shape) == 2 else 1
+    return codes.shape[0] * (3 * codes.shape[1] + 8 * n_labels)
 
 
 def _build_on(worker, codes, labels, blocks, params):
     """Delayed ``build_shard`` of the row ``blocks`` (block numbers) of the
     codes and their labels, placed on ``worker`` (None: anywhere)."""
-    on_worker = (
-        dask.annotate(workers=[worker], allow_other_workers=True)
-        if worker
-        else contextlib.nullcontext()
-    )
     delayed_blocks = codes.to_delayed().ravel()
     block_labels = [labels[b] for b in blocks] if len(labels) else []
-    with on_worker:
+    with on_worker(worker):
         return delayed(_shards.build_shard)(
             params, len(blocks), *[delayed_blocks[b] for b in blocks], *block_labels
         )
@@ -180,6 +191,14 @@ def attached(shards):
             "its cluster has closed. Fit it again on this cluster."
         )
     return shards
+
+
+def on_worker(worker):
+    """A context in which Dask tasks are placed on ``worker`` (or, if it is
+    lost, on another); None: anywhere."""
+    if worker is None:
+        return contextlib.nullcontext()
+    return dask.annotate(workers=[worker], allow_other_workers=True)
 
 
 def _workers():

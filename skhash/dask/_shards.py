@@ -62,6 +62,8 @@ def describe(shard):
     labels = shard.labels
     one_d = labels is not None and labels.ndim == 1
     return {
+        "n_codes": shard.n_codes,
+        "n_bytes": shard.codes.shape[1],
         "labels": None if labels is None else (labels.shape[1:], labels.dtype),
         "classes": np.unique(labels) if one_d else None,
         "costs": shard.search_costs(),

@@ -13,10 +13,16 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
 
 import numpy as np
 
+from ..utils._directories import (
+    METADATA,
+    check_replaceable,
+    new_directory,
+    swap_in,
+    sync,
+)
 from ._hamming_index import HammingIndex
 from ._hamming_neighbors import HammingNeighbors
 
@@ -24,7 +30,7 @@ __all__ = ["load_index", "save_index"]
 
 FORMAT = "skhash.neighbors.index"
 FORMAT_VERSION = 1
-METADATA = "metadata.json"
+
 # Parts a reopening reads whole (checked by SHA-256); the others are mapped.
 SMALL_PARTS = ("classes",)
 KINDS = {"HammingIndex": HammingIndex, "HammingNeighbors": HammingNeighbors}
@@ -83,7 +89,7 @@ def save_index(search, directory):
     """
     index, kind, params, classes = _unpack(search)
     directory = os.path.abspath(os.fspath(directory))
-    _check_replaceable(directory)
+    check_replaceable(directory, FORMAT)
     arrays = {"codes": index.codes, "labels": index.labels, "classes": classes}
     engine = index._complete_tables()
     if engine is not None:
@@ -96,7 +102,7 @@ def save_index(search, directory):
                 f"The {name} are Python objects, which a .npy file holds only "
                 "as a pickle; convert them to numbers or strings to save."
             )
-    temporary = _new_directory(directory, "partial")
+    temporary = new_directory(directory, "partial")
     try:
         parts = {
             part: _write(os.path.join(temporary, f"{part}.npy"), array)
@@ -120,8 +126,8 @@ def save_index(search, directory):
             metadata["feature_names_in"] = search.feature_names_in_.tolist()
         with open(os.path.join(temporary, METADATA), "w") as file:
             json.dump(metadata, file, indent=1, default=_plain)
-            _sync(file)
-        _swap_in(temporary, directory)
+            sync(file)
+        swap_in(temporary, directory)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return directory
@@ -383,7 +389,7 @@ def _write(path, array):
     """Save one part and describe it for metadata.json."""
     with open(path, "wb") as file:
         np.save(file, array, allow_pickle=False)
-        _sync(file)
+        sync(file)
     return {
         "file": os.path.basename(path),
         "shape": list(array.shape),
@@ -413,51 +419,3 @@ def _sampled_digest(path):
             file.seek(start)
             fingerprint.update(file.read(_BLOCK_BYTES))
     return fingerprint.hexdigest()
-
-
-def _sync(file):
-    file.flush()
-    os.fsync(file.fileno())
-
-
-def _check_replaceable(directory):
-    """Refuse to replace anything but a saved index."""
-    if not os.path.lexists(directory):
-        return
-    try:
-        with open(os.path.join(directory, METADATA), encoding="utf-8") as file:
-            is_index = json.load(file).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        is_index = False
-    if not is_index or os.path.islink(directory):
-        raise FileExistsError(
-            f"{directory} exists and is not a saved index: it is not replaced."
-        )
-
-
-def _swap_in(temporary, directory):
-    """Rename the complete temporary directory to ``directory``, replacing a
-    saved index there: at every moment the path holds a whole index or
-    nothing."""
-    old = None
-    if os.path.lexists(directory):
-        old = _new_directory(directory, "replaced")
-        os.replace(directory, os.path.join(old, "index"))
-    os.rename(temporary, directory)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    if os.name == "posix":  # the renames themselves, durable
-        descriptor = os.open(os.path.dirname(directory), os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
-def _new_directory(beside, purpose):
-    """A new hidden directory next to ``beside``, with the permissions the
-    umask gives (``tempfile.mkdtemp`` would make it private)."""
-    parent, name = os.path.split(beside)
-    path = os.path.join(parent, f".{name}.{uuid.uuid4().hex[:12]}.{purpose}")
-    os.mkdir(path)
-    return path

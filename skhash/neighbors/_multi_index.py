@@ -80,6 +80,17 @@ def _build_table(words, start, length, offsets, ids):
 
 
 @njit(cache=True, nogil=True)
+def _in_their_buckets(words, start, length, offsets, ids):
+    """Whether every id of a table (checked to be in range) lies in the
+    bucket of its code's substring: the table is the codes' own."""
+    for b in range(2**length):
+        for t in range(offsets[b], offsets[b + 1]):
+            if _key(words, ids[t], start, length) != b:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _sort_segment(indices, distances, start, stop, distance_weight):
     """Sort start..stop by index, or by (distance, index) with a weight of n_codes.
 
@@ -500,8 +511,15 @@ class MultiIndex(SearchIndex):
             self.built[u] = True
 
     def _check_mapped_table(self, u):
+        # Unlike a restored table, a mapped one has no digest read with it:
+        # in range is not enough, every id must be in its code's bucket.
         try:
             self._check_table(u, self.offsets[u], self.ids[u])
+            start, length = int(self.starts[u]), int(self.lengths[u])
+            if not _in_their_buckets(
+                self.words, start, length, self.offsets[u], self.ids[u]
+            ):
+                raise ValueError(f"table {u} puts codes in other buckets")
         except ValueError as error:
             files = f"{mapped_path(self.offsets)} and {mapped_path(self.ids)}"
             raise ValueError(

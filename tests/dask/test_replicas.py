@@ -19,6 +19,7 @@ from distributed import get_task_stream  # noqa: E402
 import skhash  # noqa: E402
 from skhash.codes import pack_codes  # noqa: E402
 from skhash.dask import HammingNeighbors  # noqa: E402
+from skhash.dask._placement import copy_bytes  # noqa: E402
 
 
 def _codes(n, seed):
@@ -82,18 +83,23 @@ def test_numpy_queries_are_shared_between_the_copies(client):
 
 def test_auto_replicates_what_fits_on_every_worker(client, monkeypatch):
     codes = da.from_array(_codes(200, seed=4), chunks=50)
+    y = np.arange(200) % 3
     # The test cluster's workers have 2 GiB each: 800 bytes of codes fit.
-    assert HammingNeighbors().fit(codes).placement_ == "replicate"
-    # Codes above an eighth of the smallest worker's limit are sharded.
+    assert HammingNeighbors().fit(codes, y).placement_ == "replicate"
+    # A copy counts the codes, twice them for the tables, 8 bytes a label.
+    assert copy_bytes(codes) == 200 * 3 * 4
+    assert copy_bytes(codes, y) == 200 * (3 * 4 + 8)
+    assert copy_bytes(codes, np.zeros((200, 5))) == 200 * (3 * 4 + 8 * 5)
+    # Above the share of the smallest worker's limit, it shards.
     workers = client.scheduler_info(n_workers=-1)["workers"]
     limit = min(worker["memory_limit"] for worker in workers.values())
-    monkeypatch.setattr(
-        skhash.dask._placement, "REPLICA_SHARE", (codes.nbytes - 1) / limit
-    )
-    sharded = HammingNeighbors().fit(codes)
+    share = copy_bytes(codes, y) / limit
+    monkeypatch.setattr(skhash.dask._placement, "REPLICA_SHARE", share * 0.999)
+    sharded = HammingNeighbors().fit(codes, y)
     assert sharded.placement_ == "shard" and len(sharded.shard_offsets_) == 3
-    monkeypatch.setattr(skhash.dask._placement, "REPLICA_SHARE", codes.nbytes / limit)
-    assert HammingNeighbors().fit(codes).placement_ == "replicate"
+    assert HammingNeighbors().fit(codes).placement_ == "replicate"  # no labels
+    monkeypatch.setattr(skhash.dask._placement, "REPLICA_SHARE", share)
+    assert HammingNeighbors().fit(codes, y).placement_ == "replicate"
 
 
 def test_auto_shards_without_several_workers():

@@ -171,6 +171,24 @@ def test_an_interrupted_save_leaves_nothing_that_loads(saved, tmp_path, monkeypa
     assert load_index(path).n_samples_fit_ == 100  # the index it replaced
 
 
+def test_a_failed_swap_puts_the_old_index_back(tmp_path, monkeypatch):
+    path = tmp_path / "index"
+    save_index(HammingNeighbors().fit(_codes(100)), path)
+    rename = os.rename
+
+    def failing_rename(source, target):
+        if str(target) == str(path):
+            raise OSError("no space left")
+        return rename(source, target)
+
+    monkeypatch.setattr(os, "rename", failing_rename)
+    with pytest.raises(OSError, match="no space left"):
+        save_index(HammingNeighbors().fit(_codes(50)), path)
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["index"]
+    assert load_index(path).n_samples_fit_ == 100
+
+
 def _spoil_by_truncating(path, other):
     ids = path / "multi_index_ids.npy"
     ids.write_bytes(ids.read_bytes()[:-4096])
@@ -281,7 +299,17 @@ def _huge_offsets(path):
     np.save(path / "multi_index_offsets.npy", offsets)
 
 
-@pytest.mark.parametrize("craft", [_ids_past_the_database, _huge_offsets])
+def _ids_swapped_between_buckets(path):
+    # Still a permutation, offsets untouched: two codes in each other's
+    # buckets, where a search would miss them.
+    ids = np.load(path / "multi_index_ids.npy")
+    ids[0, [0, -1]] = ids[0, [-1, 0]]
+    np.save(path / "multi_index_ids.npy", ids)
+
+
+@pytest.mark.parametrize(
+    "craft", [_ids_past_the_database, _huge_offsets, _ids_swapped_between_buckets]
+)
 def test_crafted_tables_raise_rather_than_crash(saved, tmp_path, craft):
     # Whoever writes the tables can write matching checksums: such a
     # directory opens, and its first search that reads the table raises.

@@ -47,12 +47,16 @@ class Settled(NamedTuple):
 
 def sample_neighbours(shards, offsets, costs, k):
     """The :class:`Sample` of the database for up to ``k`` neighbours, or
-    None when no radius search can beat the scan (or the database is one
-    code). The sample rows are spread evenly over the database; each is
+    None when no round can help: one shard (its own k nearest are the
+    answer), no radius search cheaper than the scan, or one code. The sample rows are spread evenly over the database; each is
     searched by a scan in every shard, and drops itself from the answers."""
     n_codes = int(offsets[-1])
     k = min(k, n_codes - 1)
-    if k < 1 or all(np.all(radius >= scan) for radius, _, scan in costs):
+    if (
+        k < 1
+        or len(shards) == 1
+        or all(np.all(radius >= scan) for radius, _, scan in costs)
+    ):
         return None
     rows = np.unique(np.linspace(0, n_codes - 1, SAMPLE_SIZE).astype(np.intp))
     blocks = []

@@ -44,6 +44,8 @@ def test_one_copy_on_each_worker(client):
 
     assert nn.placement_ == "replicate"
     np.testing.assert_array_equal(nn.shard_offsets_, [0, 400])
+    # One shard: its own k nearest are the answer, no radius round to plan.
+    assert nn._sample is None and nn._radii(6, 10**6) == []
     copies = nn._placement.persisted
     assert len(copies) == 2
     holders = [_holders(client, copy) for copy in copies]

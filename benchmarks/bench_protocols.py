@@ -22,8 +22,10 @@ as the mean and sample standard deviation (``ddof=1``) over the seeds:
 Besides the classical hashers it runs the classifier baselines
 (:class:`~skhash.ClassifierCodes`: one-hot codes of logistic regression, an RBF
 SVM and an MLP, one bit per seen class), KSH with every label
-(``n_labeled=None``) and the deep hashers with an MLP backbone (20 epochs:
-CPU-sized, not the CNN rows of ``retrieval.md``)::
+(``n_labeled=None``), the deep hashers with an MLP backbone (20 epochs:
+CPU-sized, not the CNN rows of ``retrieval.md``), and STH and DSTH with the
+papers' median thresholds (``sth-median``, ``dsth-mlp-median``) beside their
+rotated defaults (``sth``, ``dsth-mlp``; ``sth_rotation.md``)::
 
     python benchmarks/bench_protocols.py [--datasets mnist-5k fashion-mnist] \\
         [--methods ...] [--bits 16 32 64] [--seeds 0 1 2] \\
@@ -96,6 +98,11 @@ METHODS = {
     "sh": (lambda b, s: SpectralHasher(b), False, True),
     "itq": (lambda b, s: ITQHasher(b, random_state=s), False, True),
     "sth": (lambda b, s: STHHasher(b, n_jobs=-1, random_state=s), False, True),
+    "sth-median": (
+        lambda b, s: STHHasher(b, rotation=None, n_jobs=-1, random_state=s),
+        False,
+        True,
+    ),
     "cca-itq": (lambda b, s: CCAITQHasher(b, random_state=s), True, True),
     "ksh": (lambda b, s: KSHHasher(b, random_state=s), True, True),
     "ksh-all-labels": (
@@ -120,6 +127,11 @@ METHODS = {
     "dsh-mlp": (lambda b, s: DSHHasher(b, **_deep(s)), True, True),
     "dnnh-mlp": (lambda b, s: DNNHHasher(b, **_deep(s)), True, True),
     "dsth-mlp": (lambda b, s: DSTHHasher(b, **_deep(s)), False, True),
+    "dsth-mlp-median": (
+        lambda b, s: DSTHHasher(b, rotation=None, **_deep(s)),
+        False,
+        True,
+    ),
     "csq-mlp": (lambda b, s: CSQHasher(b, **_deep(s)), True, True),
     "orthohash-mlp": (lambda b, s: OrthoHashHasher(b, **_deep(s)), True, True),
     "greedyhash-mlp": (lambda b, s: GreedyHashHasher(b, **_deep(s)), True, True),

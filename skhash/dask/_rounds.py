@@ -48,8 +48,9 @@ class Settled(NamedTuple):
 def sample_neighbours(shards, offsets, costs, k):
     """The :class:`Sample` of the database for up to ``k`` neighbours, or
     None when no round can help: one shard (its own k nearest are the
-    answer), no radius search cheaper than the scan, or one code. The sample rows are spread evenly over the database; each is
-    searched by a scan in every shard, and drops itself from the answers."""
+    answer), no radius search cheaper than the scan, or one code. The sample
+    rows are spread evenly over the database; each is searched by a scan in
+    every shard, and drops itself from the answers."""
     n_codes = int(offsets[-1])
     k = min(k, n_codes - 1)
     if (

@@ -35,7 +35,7 @@ class SignHasher(BaseHasher):
 
     Attributes
     ----------
-    threshold_ : ndarray of shape (n_bits_,)
+    threshold_ : ndarray of shape (`n_bits_`,)
         The threshold of each kept feature, float64 whatever the input dtype.
     n_bits_ : int
         Length of the codes.

@@ -81,7 +81,7 @@ class RescoringNeighbors(RescoringBase):
         are converted to float64).
     n_features_in_ : int
         Number of features of the vectors.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features, when ``X`` had string column names.
     n_samples_fit_ : int
         Number of database vectors.

@@ -68,7 +68,7 @@ class Snapshot:
                 f"The file mapped as the database, {self.path}, has changed "
                 "since fit (its size, modification time or identity): the "
                 "search would mix old and new codes. Fit again on the file as "
-                "it is now."
+                "it is now (an index reopened by load_index: open it again)."
             )
         for path, identity in self.derived:
             if _identity(path) != identity:
@@ -101,6 +101,7 @@ def _identity(path):
     except OSError as error:
         raise ValueError(
             f"The file mapped as the database, {path}, cannot be read any more "
-            f"({error.strerror}). Fit again on the file as it is now."
+            f"({error.strerror}). Fit again on the file as it is now (an index "
+            "reopened by load_index: open it again)."
         ) from error
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns

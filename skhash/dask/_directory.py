@@ -25,8 +25,11 @@ from ..utils._directories import (
     METADATA,
     check_replaceable,
     new_directory,
+    read_metadata,
+    refused,
+    skhash_version,
     swap_in,
-    sync,
+    write_metadata,
 )
 from ._neighbors import HammingNeighbors
 from ._placement import Placement, _workers, on_worker
@@ -86,6 +89,7 @@ def save_index(search, directory):
         metadata = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
+            "skhash_version": skhash_version(),
             "params": search.get_params(),
             "placement": search.placement_,
             "shard_offsets": search.shard_offsets_.tolist(),
@@ -95,9 +99,7 @@ def save_index(search, directory):
             # Which shard is which: the digest each saved of its codes.
             "codes": [_codes_digest(os.path.join(temporary, n)) for n in names],
         }
-        with open(os.path.join(temporary, METADATA), "w") as file:
-            json.dump(metadata, file, indent=1)
-            sync(file)
+        write_metadata(temporary, metadata)
         swap_in(temporary, directory)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -137,7 +139,7 @@ def load_index(directory, *, placement=None):
         not those the metadata describes; the message names the part.
     """
     directory = os.path.abspath(os.fspath(directory))
-    metadata = _read_metadata(directory)
+    metadata = read_metadata(directory, FORMAT, FORMAT_VERSION, "skhash.dask index")
     try:
         names, offsets = metadata["shards"], metadata["shard_offsets"]
         digests = metadata["codes"]
@@ -151,7 +153,7 @@ def load_index(directory, *, placement=None):
         ):
             raise ValueError("its shard offsets or row chunks do not fit its shards")
     except (KeyError, TypeError, ValueError) as error:
-        raise _refused(directory, f"{METADATA} is damaged ({error})") from error
+        raise refused(directory, f"{METADATA} is damaged ({error})") from error
     if kind not in ("shard", "replicate") or (kind == "replicate" and len(names) > 1):
         raise ValueError(
             f"placement={kind!r} is not possible for this index of {len(names)} "
@@ -175,12 +177,12 @@ def _open_shard(path, offsets, s, digest):
     shard = load_shard(path)
     expected = offsets[s + 1] - offsets[s]
     if _codes_digest(path) != digest:
-        raise _refused(
+        raise refused(
             os.path.dirname(path),
             f"{os.path.basename(path)} holds other codes than the shard saved there",
         )
     if getattr(shard, "n_codes", None) != expected:
-        raise _refused(
+        raise refused(
             os.path.dirname(path),
             f"{os.path.basename(path)} does not hold the {expected} codes of "
             "its place among the shards",
@@ -195,27 +197,6 @@ def _codes_digest(path):
         with open(os.path.join(path, METADATA), encoding="utf-8") as file:
             return json.load(file)["parts"]["codes"]["sha256"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise _refused(
+        raise refused(
             os.path.dirname(path), f"{os.path.basename(path)} has no readable metadata"
         ) from error
-
-
-def _read_metadata(directory):
-    try:
-        with open(os.path.join(directory, METADATA), encoding="utf-8") as file:
-            metadata = json.load(file)
-    except (OSError, ValueError) as error:
-        raise _refused(directory, f"{METADATA} is missing or unreadable") from error
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise _refused(directory, "it is not a saved skhash.dask index")
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise _refused(
-            directory,
-            f"its format version is {metadata.get('format_version')!r}; this "
-            f"version of skhash reads version {FORMAT_VERSION}",
-        )
-    return metadata
-
-
-def _refused(directory, reason):
-    return ValueError(f"The saved index in {directory} is refused: {reason}.")

@@ -10,18 +10,20 @@ table being checked where it would have been built, on first use (see
 """
 
 import hashlib
-import json
 import os
 import shutil
 
 import numpy as np
 
 from ..utils._directories import (
-    METADATA,
     check_replaceable,
     new_directory,
+    read_metadata,
+    refused,
+    skhash_version,
     swap_in,
     sync,
+    write_metadata,
 )
 from ._hamming_index import HammingIndex
 from ._hamming_neighbors import HammingNeighbors
@@ -111,7 +113,7 @@ def save_index(search, directory):
         metadata = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "skhash_version": _skhash_version(),
+            "skhash_version": skhash_version(),
             "kind": kind,
             "params": params,
             "n_codes": index.n_codes,
@@ -124,9 +126,7 @@ def save_index(search, directory):
         }  # fmt: skip
         if hasattr(search, "feature_names_in_"):
             metadata["feature_names_in"] = search.feature_names_in_.tolist()
-        with open(os.path.join(temporary, METADATA), "w") as file:
-            json.dump(metadata, file, indent=1, default=_plain)
-            sync(file)
+        write_metadata(temporary, metadata, default=_plain)
         swap_in(temporary, directory)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -196,7 +196,9 @@ def load_index(directory, *, mmap_mode="r", verify=False):
     if mmap_mode not in ("r", None):
         raise ValueError(f'mmap_mode must be "r" or None, got {mmap_mode!r}.')
     directory = os.fspath(directory)
-    metadata = _read_metadata(directory)
+    metadata = read_metadata(
+        directory, FORMAT, FORMAT_VERSION, "skhash.neighbors index"
+    )
     try:
         kind, params = metadata["kind"], metadata["params"]
         n_codes, n_bytes = metadata["n_codes"], metadata["n_bytes"]
@@ -207,7 +209,7 @@ def load_index(directory, *, mmap_mode="r", verify=False):
             raise ValueError(f"kind={kind!r}")
         expected = _expected_shapes(kind, parts, n_codes, n_bytes, tables)
     except (KeyError, TypeError, ValueError) as error:
-        raise _refused(directory, f"metadata.json is damaged ({error})") from error
+        raise refused(directory, f"metadata.json is damaged ({error})") from error
     arrays = {
         name: _open_part(directory, name, parts[name], shape, mmap_mode, verify)
         for name, shape in expected.items()
@@ -215,7 +217,7 @@ def load_index(directory, *, mmap_mode="r", verify=False):
     try:
         search = _rebuild(kind, params, arrays, tables, feature_names)
     except (KeyError, TypeError, ValueError) as error:
-        raise _refused(directory, f"metadata.json: {error}") from error
+        raise refused(directory, f"metadata.json: {error}") from error
     if verify and "multi_index_ids" in arrays:
         index = search if kind == "HammingIndex" else search.index_
         index._complete_tables()
@@ -339,32 +341,8 @@ def _open_part(directory, name, saved, shape, mmap_mode, verify):
         if not array.flags.c_contiguous:
             raise ValueError("it is not in C order")
     except (KeyError, TypeError, ValueError, OSError, EOFError) as error:
-        raise _refused(directory, f"{name}.npy: {error}") from error
+        raise refused(directory, f"{name}.npy: {error}") from error
     return array
-
-
-def _read_metadata(directory):
-    path = os.path.join(directory, METADATA)
-    if not os.path.isdir(directory):
-        raise _refused(directory, "it is not a directory")
-    try:
-        with open(path, encoding="utf-8") as file:
-            metadata = json.load(file)
-        if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-            raise ValueError("it does not describe a saved index")
-    except FileNotFoundError as error:
-        raise _refused(directory, f"{METADATA} is missing") from error
-    except (OSError, ValueError) as error:
-        raise _refused(directory, f"{METADATA} is unreadable ({error})") from error
-    version = metadata.get("format_version")
-    if version != FORMAT_VERSION:
-        raise _refused(
-            directory,
-            f"its format version is {version!r}; skhash {_skhash_version()} reads "
-            f"version {FORMAT_VERSION} (saved by skhash "
-            f"{metadata.get('skhash_version')})",
-        )
-    return metadata
 
 
 def _plain(value):
@@ -373,16 +351,6 @@ def _plain(value):
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"{value!r} cannot be saved in metadata.json.")
-
-
-def _skhash_version():
-    from .. import __version__  # not at import: skhash imports this module
-
-    return __version__
-
-
-def _refused(directory, reason):
-    return ValueError(f"The saved index in {directory} is refused: {reason}.")
 
 
 def _write(path, array):

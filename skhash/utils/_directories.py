@@ -10,6 +10,50 @@ import uuid
 METADATA = "metadata.json"
 
 
+def refused(directory, reason):
+    """The error of a saved directory that cannot be reopened, and why."""
+    return ValueError(f"The saved index in {directory} is refused: {reason}.")
+
+
+def skhash_version():
+    from .. import __version__  # not at import: skhash imports this module
+
+    return __version__
+
+
+def write_metadata(directory, metadata, default=None):
+    """Write ``metadata.json`` into ``directory``, flushed to the disk (the
+    last part of a saved directory: ``json.dump``'s ``default`` for values
+    JSON has no type for)."""
+    with open(os.path.join(directory, METADATA), "w") as file:
+        json.dump(metadata, file, indent=1, default=default)
+        sync(file)
+
+
+def read_metadata(directory, format, version, what):
+    """The ``metadata.json`` of a saved ``what`` (its ``"format"``), or
+    :func:`refused` if there is none, or of another format or version."""
+    if not os.path.isdir(directory):
+        raise refused(directory, "it is not a directory")
+    try:
+        with open(os.path.join(directory, METADATA), encoding="utf-8") as file:
+            metadata = json.load(file)
+        if not isinstance(metadata, dict) or metadata.get("format") != format:
+            raise ValueError(f"it is not a saved {what}")
+    except FileNotFoundError as error:
+        raise refused(directory, f"{METADATA} is missing") from error
+    except (OSError, ValueError) as error:
+        raise refused(directory, f"{METADATA} is unreadable ({error})") from error
+    saved = metadata.get("format_version")
+    if saved != version:
+        raise refused(
+            directory,
+            f"its format version is {saved!r}; skhash {skhash_version()} reads "
+            f"version {version} (saved by skhash {metadata.get('skhash_version')})",
+        )
+    return metadata
+
+
 def sync(file):
     """Flush a file open for writing to the disk."""
     file.flush()

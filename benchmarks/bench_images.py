@@ -537,17 +537,9 @@ def machine_line():
     import PIL
     import skorch
     import torch
+    from _machine import cpu_name  # beside this script
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(
-                line.split(":", 1)[1].strip()
-                for line in info
-                if line.startswith("model name")
-            )
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     return (
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, torch "

@@ -328,16 +328,9 @@ def _rows(X, splits, dataset, name, n_bits, seeds):
 
 
 def _header(argv):
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(
-                line.split(":", 1)[1].strip()
-                for line in info
-                if line.startswith("model name")
-            )
-    except (OSError, StopIteration):
-        pass
+    from _machine import cpu_name  # beside this script
+
+    cpu = cpu_name()
     return (
         f"{date.today()}, {cpu} ({platform.machine()}), {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, load average at start "

@@ -368,12 +368,9 @@ def headline(knn_rows, radius_rows):
 
 
 def machine():
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    from _machine import cpu_name  # beside this script
+
+    model = cpu_name("unknown CPU")
     flags = open("/proc/cpuinfo").read()
     simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
     # The model name of a virtual machine may hide the core generation; LLVM's

@@ -50,7 +50,10 @@ def save_index(search, directory):
     as ``.npy`` files, and a ``metadata.json`` describing them. The tables
     are saved when the search may use them (``algorithm="multi_index"``, or
     ``"auto"`` with the ``"numba"`` backend) or some are built; those not
-    built yet are built first. The directory is written under a temporary
+    built yet are built straight into their file, in passes of bounded
+    memory, and not kept in memory: the way to tables larger than memory is
+    to fit on the codes mapped from a file, save, and reopen with
+    :func:`load_index`. The directory is written under a temporary
     name beside it and renamed into place, so an interrupted save leaves
     nothing that loads; an existing saved index there is replaced, anything
     else is refused.
@@ -93,10 +96,6 @@ def save_index(search, directory):
     directory = os.path.abspath(os.fspath(directory))
     check_replaceable(directory, FORMAT)
     arrays = {"codes": index.codes, "labels": index.labels, "classes": classes}
-    engine = index._complete_tables()
-    if engine is not None:
-        arrays["multi_index_offsets"] = engine.offsets
-        arrays["multi_index_ids"] = engine.ids
     arrays = {name: array for name, array in arrays.items() if array is not None}
     for name, array in arrays.items():
         if array.dtype.hasobject:
@@ -104,12 +103,15 @@ def save_index(search, directory):
                 f"The {name} are Python objects, which a .npy file holds only "
                 "as a pickle; convert them to numbers or strings to save."
             )
+    engine = index._tables_to_save()
     temporary = new_directory(directory, "partial")
     try:
         parts = {
             part: _write(os.path.join(temporary, f"{part}.npy"), array)
             for part, array in arrays.items()
         }
+        if engine is not None:
+            parts.update(_write_tables(temporary, engine, index._threads(None)))
         metadata = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -183,9 +185,10 @@ def load_index(directory, *, mmap_mode="r", verify=False):
     SHA-256. A file from another index, truncated, extended or replaced
     fails these checks; a few bytes changed in place between the sampled
     blocks escape them, and only ``verify=True`` sees those. Whatever the
-    files hold, the compiled kernels stay in bounds: each multi-index table
-    is checked on its first use (ids a permutation of the codes, bucket
-    offsets in order), which raises ``ValueError`` for a damaged one. As with
+    files hold, the compiled kernels stay in bounds and the answers exact:
+    each multi-index table is checked on its first use against the codes
+    (it must be exactly the table a build gives; sequential passes, about
+    the time of a build), which raises ``ValueError`` for a damaged one. As with
     a database mapped at fit, each search checks that the codes' file keeps
     its identity, size and modification time.
 
@@ -220,7 +223,7 @@ def load_index(directory, *, mmap_mode="r", verify=False):
         raise refused(directory, f"metadata.json: {error}") from error
     if verify and "multi_index_ids" in arrays:
         index = search if kind == "HammingIndex" else search.index_
-        index._complete_tables()
+        index._tables_to_save().complete(index._threads(None))
     return search
 
 
@@ -293,9 +296,9 @@ def _expected_shapes(kind, parts, n_codes, n_bytes, tables):
         # Those of 1-D labels, saved rather than found again in every label.
         expected["classes"] = tuple(parts["classes"]["shape"])
     if tables is not None:
-        from ._multi_index import _layout
+        from ._tables import layout
 
-        _, lengths = _layout(n_bytes, n_codes)
+        _, lengths = layout(n_bytes, n_codes)
         if tables["n_tables"] != len(lengths):
             raise ValueError(f"{tables['n_tables']} tables, not {len(lengths)}")
         n_buckets = 2 ** int(lengths.max())
@@ -358,6 +361,30 @@ def _write(path, array):
     with open(path, "wb") as file:
         np.save(file, array, allow_pickle=False)
         sync(file)
+    return _describe(path, array)
+
+
+def _write_tables(directory, engine, n_jobs):
+    """The multi-index tables' parts. The ids, 4 bytes per code and table,
+    are built straight into their file, mapped, so that tables larger than
+    memory are saved without ever being in it (see
+    ``MultiIndex.write_tables``)."""
+    path = os.path.join(directory, "multi_index_ids.npy")
+    ids = np.lib.format.open_memmap(path, "w+", np.int32, engine.ids.shape)
+    offsets = engine.write_tables(ids, n_jobs)
+    ids.flush()
+    with open(path, "rb+") as file:
+        sync(file)
+    return {
+        "multi_index_offsets": _write(
+            os.path.join(directory, "multi_index_offsets.npy"), offsets
+        ),
+        "multi_index_ids": _describe(path, ids),
+    }
+
+
+def _describe(path, array):
+    """What metadata.json says of a part written to ``path`` from ``array``."""
     return {
         "file": os.path.basename(path),
         "shape": list(array.shape),

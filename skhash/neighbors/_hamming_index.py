@@ -172,7 +172,7 @@ class HammingIndex:
         index = self._engine("multi_index")
         if algorithm == "multi_index":
             return index.kneighbors(queries, k, n_jobs=n_jobs)
-        if not index.built.all() and self._scan_is_cheaper(queries, k, index, scan):
+        if not index.has_tables and self._scan_is_cheaper(queries, k, index, scan):
             return scan.kneighbors(queries, k, n_jobs=n_jobs)
         distances, indices, left = index.kneighbors_or_leave(
             queries, k, n_jobs=n_jobs, budget=index.scan_cost()
@@ -281,15 +281,13 @@ class HammingIndex:
             engine.radius_neighbors(probe, 0, n_jobs=1, by_dist=False)
         return self
 
-    def _complete_tables(self):
-        """The multi-index engine with every table built, to be saved with the
-        codes: when searches may use the tables or some are built already;
-        otherwise None."""
+    def _tables_to_save(self):
+        """The multi-index engine whose tables are saved with the codes (see
+        ``MultiIndex.write_tables``): when searches may use the tables or some
+        are built already; otherwise None. Builds nothing."""
         if "multi_index" not in self._engines and not self.may_use_tables():
             return None
-        engine = self._engine("multi_index")
-        engine._ensure_tables(engine.n_tables)
-        return engine
+        return self._engine("multi_index")
 
     def _map_tables(self, offsets, ids, per_probe=None):
         """Search with multi-index tables mapped from files rather than built;

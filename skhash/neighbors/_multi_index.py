@@ -28,10 +28,10 @@ from numba import njit
 from ._index import SearchIndex
 from ._numba_common import compile_once, grow, popcount, prefetch, read_only
 from ._snapshot import digest, mapped_path
+from ._tables import FILE_BUILD_BUDGET, build_table, layout, table_matches
+from ._tables import key as _key
 from ._threads import join_blocks, query_blocks, run_blocks
 
-# Longest substring: its table has 2 ** bits buckets.
-_MAX_SUBSTRING_BITS = 28
 # Fewest queries worth handing to another thread: radius search, kNN.
 _QUERIES_PER_THREAD = 2048
 _KNN_PER_THREAD = 64
@@ -45,49 +45,12 @@ _KNN_ACCESS_COST = 256
 _RANDOM_ACCESS_COST = 64
 
 
-@njit(cache=True, nogil=True)
-def _key(words, row, start, length):
-    """Bits start..start+length of a code, as an integer."""
-    w, shift = start // 64, start % 64
-    key = words[row, w] >> np.uint64(shift)
-    if shift + length > 64:
-        key |= words[row, w + 1] << np.uint64(64 - shift)
-    return np.int64(key & np.uint64((1 << length) - 1))
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _next_mask(mask):
     """The next larger integer with as many set bits (Gosper's hack)."""
     low = mask & -mask
     ripple = mask + low
     return (((ripple ^ mask) >> 2) // low) | ripple
-
-
-@njit(cache=True, nogil=True)
-def _build_table(words, start, length, offsets, ids):
-    """Bucket the codes by one substring: a stable counting sort into ids."""
-    offsets[:] = 0
-    n_codes = words.shape[0]
-    for j in range(n_codes):
-        offsets[_key(words, j, start, length) + 1] += 1
-    for b in range(1, len(offsets)):
-        offsets[b] += offsets[b - 1]
-    fill = offsets[:-1].copy()
-    for j in range(n_codes):
-        key = _key(words, j, start, length)
-        ids[fill[key]] = j
-        fill[key] += 1
-
-
-@njit(cache=True, nogil=True)
-def _in_their_buckets(words, start, length, offsets, ids):
-    """Whether every id of a table (checked to be in range) lies in the
-    bucket of its code's substring: the table is the codes' own."""
-    for b in range(2**length):
-        for t in range(offsets[b], offsets[b + 1]):
-            if _key(words, ids[t], start, length) != b:
-                return False
-    return True
 
 
 @njit(cache=True, nogil=True)
@@ -330,17 +293,6 @@ def _is_permutation(ids):
     return bool(seen.all())
 
 
-def _layout(n_bytes, n_codes):
-    """(starts, lengths) of the substrings for codes of n_bytes bytes."""
-    n_bits = 8 * n_bytes
-    bits_per_table = max(1, min(_MAX_SUBSTRING_BITS, int(math.log2(max(2, n_codes)))))
-    n_tables = -(-n_bits // bits_per_table)
-    lengths = np.full(n_tables, n_bits // n_tables, np.int64)
-    lengths[: n_bits % n_tables] += 1
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    return starts, lengths
-
-
 def probe_plan(radius, n_tables):
     """Probe radius of each table that must be searched (pigeonhole, see above)."""
     base, extra = divmod(radius, n_tables)
@@ -373,7 +325,7 @@ class MultiIndex(SearchIndex):
             raise ValueError("multi-index hashing supports up to 2**31 - 1 codes.")
         super().__init__(codes)
         n_codes, n_bytes = codes.shape
-        self.starts, self.lengths = _layout(n_bytes, n_codes)
+        self.starts, self.lengths = layout(n_bytes, n_codes)
         n_tables, n_buckets = len(self.lengths), 2 ** int(self.lengths.max())
         # Rows are filled on first use; untouched rows are never paged in.
         self.offsets = np.empty((n_tables, n_buckets + 1), np.int32)
@@ -451,12 +403,12 @@ class MultiIndex(SearchIndex):
         """Use every table from arrays mapped from files, in place, or raise
         ValueError for arrays of the wrong shape or dtype.
 
-        Nothing is read now. Each table is checked as :meth:`restore` checks
-        saved ones (ids a permutation of the codes, offsets spanning them in
-        order) on its first use, where it would otherwise be built, and a
-        table that fails raises ValueError there: the kernels never read one
-        unchecked. No digest is compared (it would read every table and the
-        codes): the caller checks that the files belong together.
+        Nothing is read now. Each table is checked on its first use, where it
+        would otherwise be built: it must be exactly the table a build gives
+        (see ``_tables.table_matches``: sequential passes over the codes and
+        the table, about the cost of building it without writing it), and a
+        table that differs raises ValueError there. The kernels never read a
+        table unchecked, and a checked one answers as a built one.
         """
         tables = {"offsets": offsets, "ids": ids}
         for name in tables:
@@ -473,6 +425,12 @@ class MultiIndex(SearchIndex):
         self._mapped = True
 
     @property
+    def has_tables(self):
+        """Whether every table is there without building it: built, or
+        mapped from files (and checked, not built, on first use)."""
+        return self._mapped or bool(self.built.all())
+
+    @property
     def n_tables(self):
         return len(self.lengths)
 
@@ -486,46 +444,65 @@ class MultiIndex(SearchIndex):
         plan = probe_plan(radius, self.n_tables)
         return np.minimum(plan, self.lengths[: len(plan)])
 
-    def _ensure_tables(self, n_tables):
+    def _ensure_tables(self, n_tables, n_jobs=1):
         if self.built[:n_tables].all():
             return
         self.warm_up()
         with self._lock:
-            self._build_tables(n_tables)
+            missing = np.flatnonzero(~self.built[:n_tables]).tolist()
+            # Tables are independent: one a thread (the kernels free the GIL).
+            run_blocks(self._build_or_check, [(u, u + 1) for u in missing], n_jobs)
+            self.built[missing] = True
 
-    def _build_tables(self, n_tables):
-        for u in np.flatnonzero(~self.built[:n_tables]):
-            if self._mapped:
-                self._check_mapped_table(u)
-                self.built[u] = True
-                continue
-            n_buckets = 2 ** int(self.lengths[u])
-            self.offsets[u, n_buckets + 1 :] = len(self.words)
-            _build_table(
-                self.words,
-                self.starts[u],
-                self.lengths[u],
-                self.offsets[u, : n_buckets + 1],
-                self.ids[u],
-            )
-            self.built[u] = True
-
-    def _check_mapped_table(self, u):
-        # Unlike a restored table, a mapped one has no digest read with it:
-        # in range is not enough, every id must be in its code's bucket.
-        try:
-            self._check_table(u, self.offsets[u], self.ids[u])
-            start, length = int(self.starts[u]), int(self.lengths[u])
-            if not _in_their_buckets(
-                self.words, start, length, self.offsets[u], self.ids[u]
-            ):
-                raise ValueError(f"table {u} puts codes in other buckets")
-        except ValueError as error:
+    def _build_or_check(self, u, _):
+        start, length = self.starts[u], self.lengths[u]
+        if not self._mapped:
+            build_table(self.words, start, length, self.offsets[u], self.ids[u])
+        elif not table_matches(self.words, start, length, self.offsets[u], self.ids[u]):
             files = f"{mapped_path(self.offsets)} and {mapped_path(self.ids)}"
             raise ValueError(
                 f"The multi-index tables mapped from {files} do not fit the "
-                f"codes ({error}); the saved index is damaged or was altered."
-            ) from error
+                f"codes (table {u} is not the one they give); the saved index "
+                "is damaged or was altered."
+            )
+
+    def _codes_per_probe(self, offsets):
+        """Expected codes in a probed bucket of the first table, given its
+        bucket offsets (see :meth:`estimated_cost`)."""
+        sizes = np.diff(offsets[: 2 ** int(self.lengths[0]) + 1]).astype(np.float64)
+        return float(np.dot(sizes, sizes)) / max(1, len(self.codes))
+
+    def complete(self, n_jobs=1):
+        """Build every table now (or check it, when mapped from a file)."""
+        self._ensure_tables(self.n_tables, n_jobs)
+
+    def write_tables(self, ids, n_jobs=1):
+        """Every table into ``ids``, an array of this index's shape of ids
+        (mapped from a file to save them), and their bucket offsets returned.
+
+        Tables built already are copied; the others are built straight into
+        ``ids`` in passes of bounded memory (``_tables.FILE_BUILD_BUDGET``),
+        and not kept: a database whose tables outgrow memory gets them on
+        disk, to be mapped (see :meth:`map_tables`).
+        """
+        offsets = np.empty_like(self.offsets)
+
+        def write(u, _):
+            start, length = self.starts[u], self.lengths[u]
+            if self.built[u]:
+                offsets[u], ids[u] = self.offsets[u], self.ids[u]
+            else:
+                build_table(
+                    self.words, start, length, offsets[u], ids[u],
+                    budget=FILE_BUILD_BUDGET,
+                )  # fmt: skip
+
+        self.warm_up()
+        with self._lock:
+            run_blocks(write, [(u, u + 1) for u in range(self.n_tables)], n_jobs)
+            if self.per_probe is None:
+                self.per_probe = self._codes_per_probe(offsets[0])
+        return offsets
 
     def estimated_cost(self, radius):
         """(multi-index cost, scan cost) of one query, in scanned words.
@@ -537,9 +514,7 @@ class MultiIndex(SearchIndex):
         n_codes, n_words = self.words.shape
         if self.per_probe is None:
             self._ensure_tables(1)
-            sizes = np.diff(self.offsets[0, : 2 ** int(self.lengths[0]) + 1])
-            sizes = sizes.astype(np.float64)
-            self.per_probe = float(np.dot(sizes, sizes)) / max(1, n_codes)
+            self.per_probe = self._codes_per_probe(self.offsets[0])
         per_probe = self.per_probe
         probes = sum(
             sum(math.comb(int(self.lengths[u]), t) for t in range(r + 1))
@@ -612,7 +587,7 @@ class MultiIndex(SearchIndex):
             # An earlier sample chose the scan: no table is needed.
             left[:] = True
             return distances, indices.astype(np.intp, copy=False), left
-        self._ensure_tables(self.n_tables)
+        self._ensure_tables(self.n_tables, n_jobs)
 
         def search(q0, q1):
             _knn_block(
@@ -640,7 +615,7 @@ class MultiIndex(SearchIndex):
 
     def radius_neighbors(self, queries, radius, *, n_jobs, by_dist):
         plan = self.probe_plan(radius)
-        self._ensure_tables(len(plan))
+        self._ensure_tables(len(plan), n_jobs)
         query_words = self.query_words(queries)
 
         def search(q0, q1):
@@ -675,11 +650,12 @@ class MultiIndex(SearchIndex):
 
 
 def _first_tables(words):
-    starts, lengths = _layout(1, len(words))
+    starts, lengths = layout(1, len(words))
     offsets = np.empty((len(lengths), 2 ** int(lengths.max()) + 1), np.int32)
     ids = np.empty((len(lengths), len(words)), np.int32)
     for u in range(len(lengths)):
-        _build_table(words, starts[u], lengths[u], offsets[u], ids[u])
+        build_table(words, starts[u], lengths[u], offsets[u], ids[u])
+        table_matches(words, starts[u], lengths[u], offsets[u], ids[u])
     return starts, lengths, offsets, ids
 
 

@@ -80,14 +80,14 @@ def test_threads_on_fresh_objects_give_the_serial_results(algorithm, backend):
 def test_multi_index_tables_are_built_once_under_contention(monkeypatch):
     """Two threads building one table at once corrupted it (a segfault)."""
     built = []
-    build = _multi_index._build_table
+    build = _multi_index.build_table
 
-    def slow_build(words, start, length, offsets, ids):
+    def slow_build(words, start, length, offsets, ids, **options):
         built.append(int(start))
         time.sleep(0.05)  # widen the window in which a racing thread would enter
-        build(words, start, length, offsets, ids)
+        build(words, start, length, offsets, ids, **options)
 
-    monkeypatch.setattr(_multi_index, "_build_table", slow_build)
+    monkeypatch.setattr(_multi_index, "build_table", slow_build)
     database = _clustered_codes(20_000)
     nn = HammingNeighbors(algorithm="multi_index").fit(database)
     results = _run_together(8, lambda t: nn.radius_neighbors(database[:50])[1])

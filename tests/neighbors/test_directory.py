@@ -84,7 +84,7 @@ def test_reopening_never_builds_a_table(saved, monkeypatch):
     def build_table(*args):
         raise AssertionError("a table was built")
 
-    monkeypatch.setattr(multi_index, "_build_table", build_table)
+    monkeypatch.setattr(multi_index, "build_table", build_table)
     reopened = load_index(path)
     assert not reopened.index_._engines["multi_index"].built.any()
     _assert_same_answers(reopened, nn, _codes(20, seed=2))

@@ -67,12 +67,20 @@ def test_warm_up_compiles_what_a_mapped_database_needs(tmp_path):
     # Read-only arrays are a numba specialisation of their own (~50 s to
     # compile cold): warm_up must leave no kernel to compile for a database
     # mapped read-only, whichever search it runs.
-    from skhash.neighbors import _multi_index, _numba_knn, _numba_radius, warm_up
+    from skhash.neighbors import (
+        _multi_index,
+        _numba_knn,
+        _numba_radius,
+        _tables,
+        warm_up,
+    )
 
     kernels = [
         _numba_knn.knn_block,
         _numba_radius.radius_block,
-        _multi_index._build_table,
+        _tables.count_buckets,
+        _tables.fill_range,
+        _tables._ids_match,
         _multi_index._search_block,
         _multi_index._knn_block,
     ]

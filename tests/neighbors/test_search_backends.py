@@ -410,7 +410,7 @@ def test_saved_index_keeps_its_tables(save, monkeypatch):
     def no_rebuild(*args):
         raise AssertionError("a saved table was built again")
 
-    monkeypatch.setattr(_multi_index, "_build_table", no_rebuild)
+    monkeypatch.setattr(_multi_index, "build_table", no_rebuild)
     if save == "pickle":
         restored = pickle.loads(data)
     else:

@@ -1,0 +1,158 @@
+"""Multi-index tables: built in passes of bounded memory they equal the tables
+built in one, out of core they equal those built in memory, and a table is
+accepted only when it is exactly the one the codes give."""
+
+import numpy as np
+import pytest
+
+from skhash import HammingNeighbors
+from skhash.codes import as_words
+from skhash.neighbors import _multi_index, _tables, load_index, save_index
+
+
+def _clustered(n_codes, n_bytes=8, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(0, 256, (30, n_bytes), np.uint8)
+    flips = np.packbits(rng.random((n_codes, 8 * n_bytes)) < 0.05, axis=1)
+    return centres[rng.integers(0, 30, n_codes)] ^ flips[:, :n_bytes]
+
+
+def _slow_table(codes, start, length):
+    """The table by its definition: rows sorted by (substring, row)."""
+    bits = np.unpackbits(codes, axis=1, bitorder="little")[:, start : start + length]
+    keys = bits.astype(np.int64) @ (1 << np.arange(length, dtype=np.int64))
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=2**length))])
+    return offsets, np.argsort(keys, kind="stable")
+
+
+@pytest.mark.parametrize("n_bytes", [1, 5, 8, 16])
+def test_a_table_is_the_codes_sorted_by_substring(n_bytes):
+    codes = _clustered(3000, n_bytes, seed=n_bytes)
+    words = as_words(codes)
+    starts, lengths = _tables.layout(n_bytes, len(codes))
+    for start, length in zip(starts, lengths, strict=True):
+        offsets = np.empty(2 ** int(length) + 1, np.int32)
+        ids = np.empty(len(codes), np.int32)
+        _tables.build_table(words, start, length, offsets, ids)
+        want_offsets, want_ids = _slow_table(codes, int(start), int(length))
+        np.testing.assert_array_equal(offsets, want_offsets)
+        np.testing.assert_array_equal(ids, want_ids)
+
+
+@pytest.mark.parametrize("budget", [4, 400, 4004, 12_000, 10**6])
+def test_building_in_passes_gives_the_same_table(budget, monkeypatch):
+    codes = _clustered(2999)
+    words = as_words(codes)
+    offsets, ids = np.empty(2**11 + 1, np.int32), np.empty(len(codes), np.int32)
+    _tables.build_table(words, 3, 11, offsets, ids)
+    filled = []
+    fill = _tables.fill_range
+
+    def counted_fill(words, start, length, offsets, first, part):
+        filled.append(len(part))
+        fill(words, start, length, offsets, first, part)
+
+    monkeypatch.setattr(_tables, "fill_range", counted_fill)
+    in_passes = np.full_like(ids, -1)
+    passed_offsets = np.empty_like(offsets)
+    _tables.build_table(words, 3, 11, passed_offsets, in_passes, budget=budget)
+    np.testing.assert_array_equal(passed_offsets, offsets)
+    np.testing.assert_array_equal(in_passes, ids)
+    # Each pass fills at most the budget, and the passes cover the table once.
+    assert max(filled) * 4 <= max(budget, 4)
+    assert sum(filled) == len(codes)
+    assert len(filled) == -(-len(codes) * 4 // budget)
+
+
+def test_only_the_codes_own_table_matches():
+    codes = _clustered(2000)
+    words = as_words(codes)
+    offsets, ids = np.empty(2**10 + 1, np.int32), np.empty(len(codes), np.int32)
+    _tables.build_table(words, 20, 10, offsets, ids)
+    assert _tables.table_matches(words, 20, 10, offsets, ids)
+    first, last = ids[0], ids[-1]
+    swapped = ids.copy()
+    swapped[[0, -1]] = last, first  # a permutation, offsets untouched
+    assert not _tables.table_matches(words, 20, 10, offsets, swapped)
+    unsorted = ids.copy()
+    bucket = np.flatnonzero(np.diff(offsets) >= 2)[0]
+    a = offsets[bucket]
+    unsorted[[a, a + 1]] = unsorted[[a + 1, a]]  # right bucket, wrong order
+    assert not _tables.table_matches(words, 20, 10, offsets, unsorted)
+    moved = offsets.copy()
+    moved[bucket + 1] += 1
+    assert not _tables.table_matches(words, 20, 10, moved, ids)
+    far = ids.copy()
+    far[5] = 10**9  # never used as an index: just not the table
+    assert not _tables.table_matches(words, 20, 10, offsets, far)
+    # Another table of the same codes is not this one either.
+    assert not _tables.table_matches(words, 21, 10, offsets, ids)
+
+
+@pytest.mark.parametrize("built_before", [False, True])
+def test_tables_saved_out_of_core_equal_those_built_in_memory(
+    tmp_path, monkeypatch, built_before
+):
+    codes = _clustered(5000, 16)
+    nn = HammingNeighbors(n_neighbors=5, algorithm="multi_index").fit(codes)
+    if built_before:
+        nn.kneighbors(codes[:3])
+    engine = nn.index_._engines.get("multi_index") or nn.index_._engine("multi_index")
+    # 1 KiB a pass: 20 passes for each table of 5000 ids.
+    monkeypatch.setattr(_multi_index, "FILE_BUILD_BUDGET", 1024)
+    path = save_index(nn, tmp_path / "index")
+    # Built into the files, not kept in memory (unless built before).
+    assert engine.built.all() == built_before
+    saved = np.load(f"{path}/multi_index_ids.npy")
+    saved_offsets = np.load(f"{path}/multi_index_offsets.npy")
+    memory = HammingNeighbors(algorithm="multi_index").fit(codes).index_
+    memory = memory._engine("multi_index")
+    memory.complete()
+    np.testing.assert_array_equal(saved, memory.ids)
+    np.testing.assert_array_equal(saved_offsets, memory.offsets)
+    assert load_index(path).index_._engines["multi_index"].per_probe == (
+        memory._codes_per_probe(memory.offsets[0])
+    )
+    reopened = load_index(path, verify=True)
+    for got, want in zip(
+        reopened.kneighbors(codes[:50]), nn.kneighbors(codes[:50]), strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_mapped_tables_are_checked_in_parallel_and_once(tmp_path, monkeypatch):
+    codes = _clustered(4000)
+    nn = HammingNeighbors(n_neighbors=3, algorithm="multi_index", n_jobs=2)
+    path = save_index(nn.fit(codes), tmp_path / "index")
+    checked = []
+    matches = _multi_index.table_matches
+
+    def counted(words, start, length, offsets, ids):
+        checked.append(int(start))
+        return matches(words, start, length, offsets, ids)
+
+    monkeypatch.setattr(_multi_index, "table_matches", counted)
+    reopened = load_index(path)
+    for _ in range(3):
+        reopened.kneighbors(codes[:20])
+    engine = reopened.index_._engines["multi_index"]
+    assert sorted(checked) == sorted(engine.starts.tolist())
+
+
+def test_auto_takes_mapped_tables_as_there(tmp_path):
+    # A scan of a sample decides whether to build tables under "auto"; tables
+    # mapped from a saved index are there already: no sample is scanned (at
+    # 10^9 codes it would take seconds a query).
+    codes = _clustered(3000)
+    nn = HammingNeighbors(n_neighbors=4).fit(codes)
+    reopened = load_index(save_index(nn, tmp_path / "index"))
+    index = reopened.index_
+
+    def no_sample(*args):
+        raise AssertionError("a sample was scanned to decide")
+
+    index._scan_is_cheaper = no_sample
+    for got, want in zip(
+        reopened.kneighbors(codes[:30]), nn.kneighbors(codes[:30]), strict=True
+    ):
+        np.testing.assert_array_equal(got, want)

@@ -179,12 +179,15 @@ callbacks, verbose, random_state
         return nn.BCEWithLogitsLoss()
 
     def _targets(self, X, y):
-        features = X
-        self._trained_backbone = None
+        features, backbone = X, None
         if y is not None:
-            features = self._label_trained_features(X, indicator_matrix(y))
+            backbone, features = self._label_trained_features(X, indicator_matrix(y))
         elif not isinstance(self.backbone, str):
-            features = self._features(self._backbone(X.shape[1], None), X)
+            # A copy of the user's module (the network trains a copy), fed
+            # images as the network feeds it when input_shape is given.
+            input_shape = self._check_input_shape(X.shape[1])
+            backbone = self._backbone(X.shape[1], input_shape)
+            features = self._features(backbone, X, input_shape)
         bits = self_taught_bits(
             features,
             self.n_bits,
@@ -194,10 +197,14 @@ callbacks, verbose, random_state
             eigenvalue_power=self.eigenvalue_power,
             random_state=self.random_state,
         )
+        # Set once the targets exist, so that a failed fit leaves no module
+        # behind; _network takes it (the features' backbone, not a second copy).
+        self._starting_backbone = backbone
         return bits.astype(np.float32)
 
     def _label_trained_features(self, X, labels):
-        """Train backbone + linear classifier on the labels; return features."""
+        """Train backbone + linear classifier on the labels; return the
+        trained backbone and its features."""
         from skorch import NeuralNet
         from torch import nn
 
@@ -222,8 +229,8 @@ callbacks, verbose, random_state
         )
         with deterministic_cudnn():
             classifier.fit(X, labels)
-        self._trained_backbone = classifier.module_.backbone
-        return self._features(self._trained_backbone, X, input_shape)
+        backbone = classifier.module_.backbone
+        return backbone, self._features(backbone, X, input_shape)
 
     def _features(self, backbone, X, input_shape=None):
         import torch
@@ -239,10 +246,11 @@ callbacks, verbose, random_state
             return backbone(inputs).reshape(len(X), -1).cpu().numpy()
 
     def _backbone(self, n_features, input_shape):
-        # The label-trained backbone, once: the hash network starts from it.
-        trained = self.__dict__.pop("_trained_backbone", None)
-        if trained is not None:
-            return trained
+        # The backbone whose features built the graph (label-trained, or the
+        # copy of a user's module), once: the hash network starts from it.
+        starting = self.__dict__.pop("_starting_backbone", None)
+        if starting is not None:
+            return starting
         return super()._backbone(n_features, input_shape)
 
     def _outputs_to_projection(self, logits):

@@ -187,7 +187,12 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
         from ._modules import MLP, SmallConvNet
 
         if not isinstance(self.backbone, str):
-            return self.backbone
+            # The user's module is a parameter: training it in place (or moving
+            # it to the device) would change it, and a second fit would start
+            # from the first one's weights. The network gets its own copy, also
+            # of a frozen backbone, so that the fitted hasher never changes
+            # with the module the user goes on using.
+            return copy.deepcopy(self.backbone)
         kind = self.backbone
         if kind == "auto":
             kind = "mlp" if input_shape is None else "cnn"

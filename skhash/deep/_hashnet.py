@@ -32,7 +32,8 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         Feature network: an MLP for feature vectors (``"auto"`` without
         ``input_shape``), DSH's small convolutional network for images
         (``"auto"`` with ``input_shape``), or any module mapping a batch to
-        features.
+        features. ``fit`` trains a copy of the module, never the module
+        itself: the trained one is ``net_.module_.backbone``.
     hidden_layer_sizes : tuple of int, default=(256,)
         Layers of the MLP backbone.
     input_shape : tuple (channels, height, width), default=None

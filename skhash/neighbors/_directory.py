@@ -187,8 +187,8 @@ def load_index(directory, *, mmap_mode="r", verify=False):
     blocks escape them, and only ``verify=True`` sees those. Whatever the
     files hold, the compiled kernels stay in bounds and the answers exact:
     each multi-index table is checked on its first use against the codes
-    (it must be exactly the table a build gives; sequential passes, about
-    the time of a build), which raises ``ValueError`` for a damaged one. As with
+    (it must be the table a build gives; sequential passes over the codes
+    and the table), which raises ``ValueError`` for a damaged one. As with
     a database mapped at fit, each search checks that the codes' file keeps
     its identity, size and modification time.
 

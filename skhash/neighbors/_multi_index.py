@@ -28,7 +28,7 @@ from numba import njit
 from ._index import SearchIndex
 from ._numba_common import compile_once, grow, popcount, prefetch, read_only
 from ._snapshot import digest, mapped_path
-from ._tables import FILE_BUILD_BUDGET, build_table, layout, table_matches
+from ._tables import FILE_BUILD_BUDGET, build_table, layout, tables_match
 from ._tables import key as _key
 from ._threads import join_blocks, query_blocks, run_blocks
 
@@ -404,11 +404,11 @@ class MultiIndex(SearchIndex):
         ValueError for arrays of the wrong shape or dtype.
 
         Nothing is read now. Each table is checked on its first use, where it
-        would otherwise be built: it must be exactly the table a build gives
-        (see ``_tables.table_matches``: sequential passes over the codes and
-        the table, about the cost of building it without writing it), and a
-        table that differs raises ValueError there. The kernels never read a
-        table unchecked, and a checked one answers as a built one.
+        would otherwise be built, every table at once: each must be the table
+        a build gives (see ``_tables.tables_match``: sequential passes over
+        the codes and the tables), and one that differs raises ValueError
+        there. The kernels never read a table unchecked, and a checked one
+        answers as a built one.
         """
         tables = {"offsets": offsets, "ids": ids}
         for name in tables:
@@ -449,22 +449,32 @@ class MultiIndex(SearchIndex):
             return
         self.warm_up()
         with self._lock:
+            if self._mapped:
+                # One pass over the codes checks every table: all at once.
+                self._check_mapped(np.flatnonzero(~self.built), n_jobs)
+                return
             missing = np.flatnonzero(~self.built[:n_tables]).tolist()
             # Tables are independent: one a thread (the kernels free the GIL).
-            run_blocks(self._build_or_check, [(u, u + 1) for u in missing], n_jobs)
+            run_blocks(self._build, [(u, u + 1) for u in missing], n_jobs)
             self.built[missing] = True
 
-    def _build_or_check(self, u, _):
+    def _build(self, u, _):
         start, length = self.starts[u], self.lengths[u]
-        if not self._mapped:
-            build_table(self.words, start, length, self.offsets[u], self.ids[u])
-        elif not table_matches(self.words, start, length, self.offsets[u], self.ids[u]):
+        build_table(self.words, start, length, self.offsets[u], self.ids[u])
+
+    def _check_mapped(self, tables, n_jobs):
+        matches = tables_match(
+            self.words, self.starts, self.lengths, self.offsets, self.ids,
+            tables, n_jobs,
+        )  # fmt: skip
+        if not matches.all():
             files = f"{mapped_path(self.offsets)} and {mapped_path(self.ids)}"
             raise ValueError(
                 f"The multi-index tables mapped from {files} do not fit the "
-                f"codes (table {u} is not the one they give); the saved index "
-                "is damaged or was altered."
+                f"codes (table {tables[np.argmin(matches)]} is not the one they "
+                "give); the saved index is damaged or was altered."
             )
+        self.built[tables] = True
 
     def _codes_per_probe(self, offsets):
         """Expected codes in a probed bucket of the first table, given its
@@ -655,7 +665,7 @@ def _first_tables(words):
     ids = np.empty((len(lengths), len(words)), np.int32)
     for u in range(len(lengths)):
         build_table(words, starts[u], lengths[u], offsets[u], ids[u])
-        table_matches(words, starts[u], lengths[u], offsets[u], ids[u])
+    tables_match(words, starts, lengths, offsets, ids, range(len(lengths)))
     return starts, lengths, offsets, ids
 
 

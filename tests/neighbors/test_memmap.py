@@ -80,7 +80,8 @@ def test_warm_up_compiles_what_a_mapped_database_needs(tmp_path):
         _numba_radius.radius_block,
         _tables.count_buckets,
         _tables.fill_range,
-        _tables._ids_match,
+        _tables._codes_fingerprints,
+        _tables._table_fingerprint,
         _multi_index._search_block,
         _multi_index._knn_block,
     ]

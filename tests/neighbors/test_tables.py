@@ -25,6 +25,21 @@ def _slow_table(codes, start, length):
     return offsets, np.argsort(keys, kind="stable")
 
 
+def test_fingerprint_arithmetic_is_modulo_the_prime():
+    # Python's integers are the oracle for the 64-bit-word products.
+    prime = 2**61 - 1
+    rng = np.random.default_rng(0)
+    edges = [0, 1, 2, 2**29, 2**32 - 1, 2**32, 2**60, prime - 2, prime - 1]
+    values = edges + [int(v) for v in rng.integers(0, prime, 500)]
+    for a in values:
+        for b in values[::7]:
+            assert int(_tables._times(np.uint64(a), np.uint64(b))) == a * b % prime
+    for _ in range(500):
+        point, row, bucket = (int(rng.integers(0, m)) for m in (prime, 2**31, 2**28))
+        factor = _tables._factor(np.uint64(point), row, bucket, 28)
+        assert int(factor) == (point - (row << 28 | bucket)) % prime
+
+
 @pytest.mark.parametrize("n_bytes", [1, 5, 8, 16])
 def test_a_table_is_the_codes_sorted_by_substring(n_bytes):
     codes = _clustered(3000, n_bytes, seed=n_bytes)
@@ -64,29 +79,64 @@ def test_building_in_passes_gives_the_same_table(budget, monkeypatch):
     assert len(filled) == -(-len(codes) * 4 // budget)
 
 
+def _matches(words, start, length, offsets, ids):
+    """tables_match on one table."""
+    (match,) = _tables.tables_match(
+        words, np.array([start]), np.array([length]), offsets[None], ids[None], [0]
+    )
+    return match
+
+
 def test_only_the_codes_own_table_matches():
     codes = _clustered(2000)
     words = as_words(codes)
     offsets, ids = np.empty(2**10 + 1, np.int32), np.empty(len(codes), np.int32)
     _tables.build_table(words, 20, 10, offsets, ids)
-    assert _tables.table_matches(words, 20, 10, offsets, ids)
+    for _ in range(5):  # a new random point each time
+        assert _matches(words, 20, 10, offsets, ids)
     first, last = ids[0], ids[-1]
     swapped = ids.copy()
     swapped[[0, -1]] = last, first  # a permutation, offsets untouched
-    assert not _tables.table_matches(words, 20, 10, offsets, swapped)
+    assert not _matches(words, 20, 10, offsets, swapped)
     unsorted = ids.copy()
     bucket = np.flatnonzero(np.diff(offsets) >= 2)[0]
     a = offsets[bucket]
     unsorted[[a, a + 1]] = unsorted[[a + 1, a]]  # right bucket, wrong order
-    assert not _tables.table_matches(words, 20, 10, offsets, unsorted)
+    assert not _matches(words, 20, 10, offsets, unsorted)
     moved = offsets.copy()
-    moved[bucket + 1] += 1
-    assert not _tables.table_matches(words, 20, 10, moved, ids)
-    far = ids.copy()
-    far[5] = 10**9  # never used as an index: just not the table
-    assert not _tables.table_matches(words, 20, 10, offsets, far)
+    moved[bucket + 1] += 1  # a code counted in the wrong bucket
+    assert not _matches(words, 20, 10, moved, ids)
+    for wrong in (10**9, -5, 2000):  # never used as an index: just not rows
+        far = ids.copy()
+        far[5] = wrong
+        assert not _matches(words, 20, 10, offsets, far)
+    repeated = ids.copy()
+    repeated[a + 1] = repeated[a]  # a row twice, another missing
+    assert not _matches(words, 20, 10, offsets, repeated)
     # Another table of the same codes is not this one either.
-    assert not _tables.table_matches(words, 21, 10, offsets, ids)
+    assert not _matches(words, 21, 10, offsets, ids)
+
+
+def test_tables_are_checked_on_ranges_of_any_number_of_threads():
+    codes = _clustered(3001, 16)
+    words = as_words(codes)
+    starts, lengths = _tables.layout(16, len(codes))
+    offsets = np.empty((len(lengths), 2 ** int(lengths.max()) + 1), np.int32)
+    ids = np.empty((len(lengths), len(codes)), np.int32)
+    for u in range(len(lengths)):
+        _tables.build_table(words, starts[u], lengths[u], offsets[u], ids[u])
+    every = range(len(lengths))
+    for n_jobs in (1, 2, 3):
+        assert _tables.tables_match(
+            words, starts, lengths, offsets, ids, every, n_jobs
+        ).all()
+    ids[2, [7, 8]] = ids[2, [8, 7]]
+    got = _tables.tables_match(words, starts, lengths, offsets, ids, every, 2)
+    np.testing.assert_array_equal(got, np.arange(len(lengths)) != 2)
+    np.testing.assert_array_equal(
+        _tables.tables_match(words, starts, lengths, offsets, ids, [2, 0], 2),
+        [False, True],
+    )
 
 
 @pytest.mark.parametrize("built_before", [False, True])
@@ -120,23 +170,26 @@ def test_tables_saved_out_of_core_equal_those_built_in_memory(
         np.testing.assert_array_equal(got, want)
 
 
-def test_mapped_tables_are_checked_in_parallel_and_once(tmp_path, monkeypatch):
+def test_mapped_tables_are_checked_all_at_once_and_once(tmp_path, monkeypatch):
     codes = _clustered(4000)
-    nn = HammingNeighbors(n_neighbors=3, algorithm="multi_index", n_jobs=2)
+    nn = HammingNeighbors(n_neighbors=3, radius=1, n_jobs=2)
     path = save_index(nn.fit(codes), tmp_path / "index")
     checked = []
-    matches = _multi_index.table_matches
+    match = _multi_index.tables_match
 
-    def counted(words, start, length, offsets, ids):
-        checked.append(int(start))
-        return matches(words, start, length, offsets, ids)
+    def counted(words, starts, lengths, offsets, ids, tables, n_jobs):
+        checked.append(list(tables))
+        return match(words, starts, lengths, offsets, ids, tables, n_jobs)
 
-    monkeypatch.setattr(_multi_index, "table_matches", counted)
+    monkeypatch.setattr(_multi_index, "tables_match", counted)
     reopened = load_index(path)
+    # A radius search needs the first table (for the automatic choice) and
+    # those its probe plan names; every table is checked then, in one pass.
+    reopened.radius_neighbors(codes[:20])
     for _ in range(3):
         reopened.kneighbors(codes[:20])
     engine = reopened.index_._engines["multi_index"]
-    assert sorted(checked) == sorted(engine.starts.tolist())
+    assert checked == [list(range(engine.n_tables))]
 
 
 def test_auto_takes_mapped_tables_as_there(tmp_path):

@@ -449,11 +449,14 @@ class MultiIndex(SearchIndex):
             return
         self.warm_up()
         with self._lock:
+            # Another thread may have done it while this one waited.
+            missing = np.flatnonzero(~self.built[:n_tables]).tolist()
+            if not missing:
+                return
             if self._mapped:
                 # One pass over the codes checks every table: all at once.
                 self._check_mapped(np.flatnonzero(~self.built), n_jobs)
                 return
-            missing = np.flatnonzero(~self.built[:n_tables]).tolist()
             # Tables are independent: one a thread (the kernels free the GIL).
             run_blocks(self._build, [(u, u + 1) for u in missing], n_jobs)
             self.built[missing] = True

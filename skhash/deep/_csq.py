@@ -49,8 +49,8 @@ class CSQHasher(SupervisedHasherMixin, BaseDeepHasher):
         a two-class problem, so that both values of a bit weigh the same.
         ``None``: every term weighs 1, the authors' loss (see Notes).
     backbone, hidden_layer_sizes, input_shape, augmentation, preprocessing, \
-num_workers, max_epochs, batch_size, lr, optimizer, device, accelerator, \
-callbacks, verbose, random_state
+num_workers, feature_cache, max_epochs, batch_size, lr, optimizer, device, \
+accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`; ``random_state`` also draws the
         centres and the random bits of multi-label centres.
 
@@ -170,6 +170,7 @@ callbacks, verbose, random_state
         augmentation=None,
         preprocessing=None,
         num_workers=0,
+        feature_cache=None,
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
@@ -189,6 +190,7 @@ callbacks, verbose, random_state
         self.augmentation = augmentation
         self.preprocessing = preprocessing
         self.num_workers = num_workers
+        self.feature_cache = feature_cache
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

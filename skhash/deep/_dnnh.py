@@ -41,8 +41,8 @@ class DNNHHasher(SupervisedHasherMixin, BaseDeepHasher):
         ``input_shape``), whose last convolution has ``slice_size * n_bits``
         maps, and an MLP for feature vectors.
     hidden_layer_sizes, input_shape, augmentation, preprocessing, num_workers, \
-max_epochs, batch_size, lr, optimizer, device, accelerator, callbacks, \
-verbose, random_state
+feature_cache, max_epochs, batch_size, lr, optimizer, device, accelerator, \
+callbacks, verbose, random_state
         As in :class:`HashNetHasher`.
 
     Attributes
@@ -128,6 +128,7 @@ verbose, random_state
         augmentation=None,
         preprocessing=None,
         num_workers=0,
+        feature_cache=None,
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
@@ -151,6 +152,7 @@ verbose, random_state
         self.augmentation = augmentation
         self.preprocessing = preprocessing
         self.num_workers = num_workers
+        self.feature_cache = feature_cache
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

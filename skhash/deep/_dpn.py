@@ -39,8 +39,8 @@ class DPNHasher(SupervisedHasherMixin, BaseDeepHasher):
         ``class_weight="balanced"`` for each bit taken as a two-class problem.
         ``None``: every hinge weighs 1, the authors' loss (see Notes).
     backbone, hidden_layer_sizes, input_shape, augmentation, preprocessing, \
-num_workers, max_epochs, batch_size, lr, optimizer, device, accelerator, \
-callbacks, verbose, random_state
+num_workers, feature_cache, max_epochs, batch_size, lr, optimizer, device, \
+accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`; ``random_state`` also draws the target
         codes.
 
@@ -130,6 +130,7 @@ callbacks, verbose, random_state
         augmentation=None,
         preprocessing=None,
         num_workers=0,
+        feature_cache=None,
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
@@ -150,6 +151,7 @@ callbacks, verbose, random_state
         self.augmentation = augmentation
         self.preprocessing = preprocessing
         self.num_workers = num_workers
+        self.feature_cache = feature_cache
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

@@ -33,8 +33,8 @@ class DSHHasher(SupervisedHasherMixin, BaseDeepHasher):
         HashNet's weights do; ``"auto"`` is uniform unless similar pairs are
         the majority of the mini-batch, and balanced then (see Notes).
     backbone, hidden_layer_sizes, input_shape, augmentation, preprocessing, \
-num_workers, max_epochs, batch_size, lr, optimizer, device, accelerator, \
-callbacks, verbose, random_state
+num_workers, feature_cache, max_epochs, batch_size, lr, optimizer, device, \
+accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`.
 
     Attributes
@@ -109,6 +109,7 @@ callbacks, verbose, random_state
         augmentation=None,
         preprocessing=None,
         num_workers=0,
+        feature_cache=None,
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
@@ -129,6 +130,7 @@ callbacks, verbose, random_state
         self.augmentation = augmentation
         self.preprocessing = preprocessing
         self.num_workers = num_workers
+        self.feature_cache = feature_cache
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

@@ -42,8 +42,8 @@ class DSTHHasher(BaseDeepHasher):
     n_hidden : int, default=256
         Sigmoid units of the hidden layer of the hash head.
     backbone, hidden_layer_sizes, input_shape, augmentation, preprocessing, \
-num_workers, max_epochs, batch_size, lr, optimizer, device, accelerator, \
-callbacks, verbose, random_state
+num_workers, feature_cache, max_epochs, batch_size, lr, optimizer, device, \
+accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`; ``max_epochs`` applies to the label
         pre-training and to the hash training alike.
 
@@ -132,6 +132,7 @@ callbacks, verbose, random_state
         augmentation=None,
         preprocessing=None,
         num_workers=0,
+        feature_cache=None,
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
@@ -154,6 +155,7 @@ callbacks, verbose, random_state
         self.augmentation = augmentation
         self.preprocessing = preprocessing
         self.num_workers = num_workers
+        self.feature_cache = feature_cache
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

@@ -16,7 +16,9 @@ trained it, and skops reads it trusting only skhash's own types.
 Images: file paths, uint8 arrays and memory maps of them are read a
 mini-batch at a time by a torch ``DataLoader`` (:mod:`._inputs`,
 :mod:`._images`), never held whole; ``augmentation`` and ``preprocessing``
-transform each image on the way.
+transform each image on the way. A frozen backbone's features can be kept
+on disk per image and read by later fits (``feature_cache``,
+:mod:`._feature_cache`).
 
 Data-parallel training: given an ``accelerator`` (Hugging Face Accelerate),
 the net is skorch's accelerated net, each process trains on its shard of every
@@ -28,6 +30,7 @@ encodes, pickles and loads like any other.
 import copy
 import copyreg
 import math
+import os
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -149,6 +152,7 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
         "hidden_layer_sizes": ["array-like"],
         "input_shape": ["array-like", None],
         **ImageInputMixin._image_parameter_constraints,
+        "feature_cache": [str, os.PathLike, None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -269,27 +273,64 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
         its features: the same model, epochs cheaper by the backbone's cost.
         """
         from ._modules import is_frozen
-        from ._pretrained import extract_features
 
         network = self.net_.module  # the instance, whatever wraps module_
         streamed = not isinstance(X, np.ndarray)
         augmented = streamed and self.augmentation is not None
         if augmented or not is_frozen(network.backbone):
+            if self.feature_cache is not None:
+                from ._feature_cache import warn_unused
+
+                warn_unused(
+                    self,
+                    "the backbone runs on augmented images"
+                    if augmented
+                    else "the backbone is not frozen (it has parameters that "
+                    "train, or none)",
+                )
             if streamed:
                 X = self._streamed(X, training=True, targets=targets)
                 targets = None
             self.net_.partial_fit(X, targets)
             return
-        if streamed:
-            X = self._streamed(X, training=False)
-        features = extract_features(
-            network.backbone, X, input_shape=network.input_shape, device=self.device_
-        )
+        features = self._frozen_features(network, X, streamed)
         network.takes_features = True
         try:
             self.net_.partial_fit(features, targets)
         finally:
             network.takes_features = False
+
+    def _frozen_features(self, network, X, streamed):
+        """The frozen backbone's features of the training samples, computed
+        once (eval mode), or read from ``feature_cache`` where it has them."""
+        from ._feature_cache import open_cache
+        from ._images import Rows
+        from ._modules import output_width
+        from ._pretrained import extract_features
+
+        cache = open_cache(self, network.backbone)
+        if cache is None:
+            if streamed:
+                X = self._streamed(X, training=False)
+            return extract_features(
+                network.backbone,
+                X,
+                input_shape=network.input_shape,
+                device=self.device_,
+            )
+        return cache.features(
+            X if streamed else Rows(X, network.input_shape),
+            lambda subset: extract_features(
+                network.backbone,
+                self._streamed(subset, training=False),
+                device=self.device_,
+            ),
+            output_width(
+                network.backbone,
+                math.prod(self._sample_shape()),
+                network.input_shape,
+            ),
+        )
 
     def _skorch_net(self, module, device, *, criterion=None, accelerator=None):
         from skorch.callbacks import ProgressBar
@@ -379,6 +420,9 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
                 "from parameters."
             )
         state = self._saved_state()
+        if isinstance(state.get("feature_cache"), os.PathLike):
+            # A path as the str it names: skops files hold no pathlib object.
+            state["feature_cache"] = os.fspath(state["feature_cache"])
         for name in ("augmentation", "preprocessing"):
             value = state.get(name)
             if value is None:
@@ -422,6 +466,7 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
         # Files saved before these parameters existed.
         for name, default in IMAGE_PARAMETERS.items():
             state.setdefault(name, default)
+        state.setdefault("feature_cache", None)
         super().__setstate__(state)
         if weights is not None:
             self.net_ = self._restored_net(weights, history)

@@ -57,6 +57,23 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         Worker processes of the torch ``DataLoader`` that read, decode and
         transform the images of each mini-batch; 0 reads them in the calling
         process.
+    feature_cache : str or os.PathLike, default=None
+        Directory (created when missing) where a frozen backbone's features
+        are kept, one row per image, for later fits to read: the folds and
+        candidates of a grid search, subsets of one collection, then compute
+        each image's features once. An image is known by its file (resolved
+        path, size and modification time) or by its bytes (a row of an image
+        array or of float rows); the features by what determines them: the
+        backbone (its modules' classes and settings, its weights), the
+        ``preprocessing``, the shape the network takes, the device type and
+        the torch and skhash versions, each such model in its own folder,
+        never mixed. Not the code of your modules and functions: after
+        changing it, use a new directory. A damaged cache file is removed
+        with a warning and its features computed again. Used when the
+        backbone has no trainable parameter and ``augmentation`` is None
+        (where features are computed once per fit); otherwise ``fit`` warns
+        and trains as without it. ``transform`` always runs the backbone.
+        ``None``: no cache.
     max_epochs : int, default=10
         Passes over the training data.
     batch_size : int, default=64
@@ -147,6 +164,7 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         augmentation=None,
         preprocessing=None,
         num_workers=0,
+        feature_cache=None,
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
@@ -168,6 +186,7 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         self.augmentation = augmentation
         self.preprocessing = preprocessing
         self.num_workers = num_workers
+        self.feature_cache = feature_cache
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

@@ -158,9 +158,22 @@ def is_frozen(backbone):
 
 
 def output_width(backbone, n_features, input_shape):
-    """Features a backbone produces, from its ``out_features`` or a dry run."""
+    """Features a backbone produces, from its ``out_features`` or a dry run.
+
+    The dry run is in eval mode: in training mode it would move batch-norm
+    statistics (those of a frozen backbone, which nothing else changes) and
+    fail on a batch of one. Each submodule's mode is restored after.
+    """
     if hasattr(backbone, "out_features"):
         return backbone.out_features
     shape = (1, n_features) if input_shape is None else (1, *input_shape)
-    with torch.no_grad():
-        return backbone(torch.zeros(shape)).reshape(1, -1).shape[1]
+    tensors = [*backbone.parameters(), *backbone.buffers()]
+    device = tensors[0].device if tensors else torch.device("cpu")
+    modes = [(module, module.training) for module in backbone.modules()]
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            return backbone(torch.zeros(shape, device=device)).reshape(1, -1).shape[1]
+    finally:
+        for module, training in modes:
+            module.training = training

@@ -41,8 +41,8 @@ class OrthoHashHasher(SupervisedHasherMixin, BaseDeepHasher):
         orthogonal for up to ``n_bits`` classes when ``n_bits`` is a power of
         two; see :class:`CSQHasher`).
     backbone, hidden_layer_sizes, input_shape, augmentation, preprocessing, \
-num_workers, max_epochs, batch_size, lr, optimizer, device, accelerator, \
-callbacks, verbose, random_state
+num_workers, feature_cache, max_epochs, batch_size, lr, optimizer, device, \
+accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`; ``random_state`` also draws the
         codebook.
 
@@ -118,6 +118,7 @@ callbacks, verbose, random_state
         augmentation=None,
         preprocessing=None,
         num_workers=0,
+        feature_cache=None,
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
@@ -139,6 +140,7 @@ callbacks, verbose, random_state
         self.augmentation = augmentation
         self.preprocessing = preprocessing
         self.num_workers = num_workers
+        self.feature_cache = feature_cache
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

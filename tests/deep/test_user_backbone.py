@@ -121,6 +121,22 @@ def test_a_frozen_module_is_copied_too(digits):
     np.testing.assert_array_equal(hasher.transform(X), codes)
 
 
+def test_a_frozen_batch_norm_keeps_its_statistics(digits):
+    # The dry run that finds the features' width ran in training mode: it
+    # moved the running statistics of a frozen backbone's batch norm (and
+    # failed on a batch of one for BatchNorm1d).
+    X, y = digits
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(64, 16), nn.BatchNorm1d(16), nn.Tanh())
+    with torch.no_grad():
+        module[1].running_mean.fill_(0.3)
+        module[1].running_var.fill_(2.0)
+    module.requires_grad_(False)
+    before = snapshot(module)
+    hasher = HashNetHasher(8, backbone=module, **FAST).fit(X, y)
+    assert_state_equal(hasher.net_.module_.backbone, before)
+
+
 class CountedCopies(nn.Sequential):
     """Counts its deep copies, to pin the one copy per fit."""
 

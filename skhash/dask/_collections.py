@@ -26,6 +26,37 @@ def as_row_blocks(X, name="X"):
     return X
 
 
+def as_sample_blocks(X):
+    """``X`` as a Dask array chunked along rows only, each block whole samples:
+    2-D feature rows (as :func:`as_row_blocks`), a 1-D array of image paths
+    (``str`` or object dtype) or a 4-D array of images, (n, H, W, C) or (n, C,
+    H, W), whose chunks along H, W and C are merged: a hasher reads whole
+    images, and each block's pieces are joined where its rows are, no pixel
+    crossing to another block.
+    """
+    X = _as_dask_array(X)
+    if X.ndim == 4 or (X.ndim == 1 and X.dtype.kind in "OU"):
+        return X.rechunk({axis: -1 for axis in range(1, X.ndim)})
+    if X.ndim != 2:
+        raise ValueError(
+            "X must be 2-D feature rows, a 1-D array of image paths (str or "
+            "object dtype) or a 4-D array of images; got an array of shape "
+            f"{X.shape} and dtype {X.dtype}."
+        )
+    return as_row_blocks(X)
+
+
+def bag_partitions(bag):
+    """The partitions of a Dask Bag as delayed objects, and their lengths
+    (computed), as :func:`frame_partitions` for a DataFrame."""
+    parts = bag.to_delayed()
+    return parts, dask.compute(*[delayed(_count)(part) for part in parts])
+
+
+def _count(values):
+    return len(values) if hasattr(values, "__len__") else sum(1 for _ in values)
+
+
 def aligned_labels(y, row_chunks):
     """Labels (1-D, or a 2-D indicator) as a Dask array with ``row_chunks``."""
     y = _as_dask_array(y)

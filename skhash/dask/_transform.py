@@ -1,28 +1,44 @@
 """Encode a Dask collection lazily, block by block, keyed by the user's ids."""
 
+import os
+
 import dask
+import dask.array as da
+import dask.bag as db
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from ..base import BaseHasher
 from ..codes import n_bytes_for
-from ._collections import as_row_blocks
+from ._collections import as_sample_blocks, bag_partitions
 
 
 def transform(hasher, X, *, id_column=None):
-    """Encode a Dask array or DataFrame with a fitted hasher, lazily.
+    """Encode a Dask array, DataFrame or bag of image paths, lazily.
 
     Parameters
     ----------
     hasher : BaseHasher
         A fitted hasher, classical or deep (fitted anywhere: here, on a
         sample, or with :func:`skhash.dask.fit`).
-    X : dask array, array-like or DataFrame (Dask or pandas) of shape \
-            (n_samples, n_features)
-        Samples to encode. A DataFrame's partitions are encoded as DataFrames,
-        so the hasher checks their column names as its ``transform`` does. A
-        pandas DataFrame is one partition; any other array-like is one block.
+    X : dask array, array-like, DataFrame (Dask or pandas) or dask bag
+        Samples to encode, each block (partition) given whole to
+        ``hasher.transform``:
+
+        - feature rows, (n_samples, n_features). A DataFrame's partitions
+          are encoded as DataFrames, so the hasher checks their column names
+          as its ``transform`` does. A pandas DataFrame is one partition;
+        - images, for the hashers that take them (the deep ones): a 1-D
+          array (or Dask Series) of image file paths, a 4-D ``uint8`` array
+          of images, (n_samples, H, W, C) or (n_samples, C, H, W), whose
+          chunks along H, W and C are merged (a block is whole images), or a
+          :class:`dask.bag.Bag` of paths (``str`` or
+          ``os.PathLike``), each partition one block. The paths must name
+          files that the workers can read.
+
+        Any other array-like is one block.
     id_column : str, default=None
         The column of a DataFrame ``X`` that holds the samples' ids. Its values
         become the index of the codes and it is not a feature: the hasher sees
@@ -31,10 +47,13 @@ def transform(hasher, X, *, id_column=None):
     Returns
     -------
     codes : dask array or dask DataFrame
-        Nothing is computed yet (but the ranges of ``id_column``, see Notes).
+        Nothing is computed yet (but the ranges of ``id_column``, or the
+        lengths of a bag's partitions, see Notes).
 
-        - From an array: a Dask array of shape (n_samples, ceil(n_bits / 8)),
+        - From an array or Series: a Dask array of shape (n_samples, ceil(n_bits / 8)),
           dtype ``uint8``, the packed codes, chunked as ``X``'s rows.
+        - From a bag: the same Dask array, in the bag's order, one chunk of
+          rows per partition (its length known, empty partitions included).
         - From a DataFrame: a Dask DataFrame of the same packed codes, one
           ``uint8`` column per byte, ``code_0`` to ``code_{n_bytes - 1}``,
           indexed by ``X``'s index or by the values of ``id_column`` (the
@@ -46,9 +65,16 @@ def transform(hasher, X, *, id_column=None):
     Raises
     ------
     TypeError
-        If ``id_column`` is given with an ``X`` that is not a DataFrame.
+        If ``id_column`` is given with an ``X`` that is not a DataFrame. At
+        compute time, if a bag or an object array of paths holds something
+        other than a ``str`` or ``os.PathLike``.
     ValueError
-        If ``id_column`` is not a column of ``X``.
+        If ``id_column`` is not a column of ``X``; if ``X`` holds images (an
+        array of paths or a bag, a 4-D array) and ``hasher`` has the
+        transform of :class:`~skhash.base.BaseHasher`, which encodes only
+        feature rows (the classical hashers). The hasher's own errors (a
+        missing image file, a :class:`FileNotFoundError` naming it; images
+        given to a deep hasher fitted on feature rows) come at compute time.
 
     Notes
     -----
@@ -60,6 +86,11 @@ def transform(hasher, X, *, id_column=None):
     to the next (the order Dask's divisions promise), with no empty partition
     and no missing id, and unknown otherwise. The rows are never moved: ids
     out of order give codes in ``X``'s order, with unknown divisions.
+
+    A bag's partitions are computed once when ``transform`` is called, to
+    count their paths (no image is read), so that the codes have known
+    chunks: they can be sliced, written with ``to_zarr`` and searched, which
+    a Dask array of unknown chunk sizes cannot without encoding it first.
 
     The hasher enters the task graph once, as one key: each worker receives
     it (a deep hasher: its network) once, whatever the number of blocks. A
@@ -97,6 +128,18 @@ def transform(hasher, X, *, id_column=None):
     >>> by_id = transform(hasher, table, id_column="id")
     >>> list(by_id.columns), by_id.index.name, by_id.divisions
     (['code_0', 'code_1'], 'id', (0, 2500, 5000, 7500, 9990))
+
+    A deep hasher encodes images (here a 4-D ``uint8`` array; a Dask array or
+    bag of file paths alike), a block of whole images at a time:
+
+    >>> from skhash import HashNetHasher
+    >>> images = da.random.default_rng(0).integers(
+    ...     0, 256, (400, 8, 8, 3), dtype=np.uint8, chunks=(100, 4, 8, 3)
+    ... )
+    >>> deep = HashNetHasher(n_bits=8, max_epochs=1, random_state=0)
+    >>> deep = deep.fit(images[:100].compute(), np.arange(100) % 2)
+    >>> transform(deep, images).chunks
+    ((100, 100, 100, 100), (1,))
     """
     check_is_fitted(hasher)
     n_bytes = n_bytes_for(getattr(hasher, "n_bits_", hasher.n_bits))
@@ -108,14 +151,51 @@ def transform(hasher, X, *, id_column=None):
             "id_column names a column of a DataFrame X, but X is a "
             f"{type(X).__name__}: pass a DataFrame, or leave id_column out."
         )
-    X = as_row_blocks(X)
+    if isinstance(X, db.Bag):
+        _check_takes_images(hasher, "a bag of image paths")
+        return _encode_bag(X, model, n_bytes)
+    X = as_sample_blocks(X)
+    if X.ndim == 1:
+        _check_takes_images(hasher, "image paths")
+        encode, axes = _encode_paths, {"new_axis": 1}
+    elif X.ndim == 4:
+        _check_takes_images(hasher, "a 4-D array of images")
+        encode, axes = _encode, {"drop_axis": (2, 3)}
+    else:
+        encode, axes = _encode, {}
     return X.map_blocks(
-        _encode,
+        encode,
         model,
         n_bytes,
         chunks=(X.chunks[0], (n_bytes,)),
         meta=np.empty((0, n_bytes), dtype=np.uint8),
+        **axes,
     )
+
+
+def _check_takes_images(hasher, what):
+    # BaseHasher.transform validates 2-D float rows: it would refuse every
+    # block, after the hasher went to the workers. Hashers with a transform
+    # of their own (the deep ones) say at compute time what they refuse.
+    if getattr(type(hasher), "transform", None) is BaseHasher.transform:
+        raise ValueError(
+            f"{type(hasher).__name__} encodes feature rows (a 2-D array of "
+            f"numbers), not {what}. The deep hashers (skhash.deep) encode "
+            "images; or encode features extracted from the images."
+        )
+
+
+def _encode_bag(X, model, n_bytes):
+    # Chunks known, as from an array (slicing, to_zarr and the searches need
+    # them): counting the paths computes the bag's partitions once more, but
+    # reads no image.
+    parts, lengths = bag_partitions(X)
+    encode = dask.delayed(_encode_paths, pure=True)
+    blocks = [
+        da.from_delayed(encode(part, model, n_bytes), (length, n_bytes), np.uint8)
+        for part, length in zip(parts, lengths, strict=True)
+    ]
+    return da.concatenate(blocks or [da.empty((0, n_bytes), dtype=np.uint8)])
 
 
 def _encode_frame(X, id_column, model, n_bytes):
@@ -184,6 +264,18 @@ def _encode_partition(frame, hasher, n_bytes, id_column=None):
 
 def _code_columns(n_bytes):
     return [f"code_{i}" for i in range(n_bytes)]
+
+
+def _encode_paths(values, hasher, n_bytes):
+    """Codes of image paths: a 1-D array block or a bag's partition."""
+    paths = np.fromiter(values, dtype=object)  # tuples stay elements
+    for value in paths:
+        if not isinstance(value, str | os.PathLike):
+            raise TypeError(
+                "Image paths must be str or os.PathLike; found "
+                f"{type(value).__name__} {value!r} among them."
+            )
+    return _encode(paths, hasher, n_bytes)
 
 
 def _encode(block, hasher, n_bytes):

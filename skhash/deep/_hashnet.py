@@ -96,7 +96,9 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         Extra callbacks, e.g. ``skorch.callbacks.EpochScoring`` or
         ``LRScheduler``.
     verbose : int, default=0
-        ``1`` prints skorch's epoch table and a progress bar.
+        ``1`` prints skorch's epoch table and a progress bar in ``fit``, and
+        a progress bar of the images (paths or image arrays, read a batch at
+        a time) that ``transform`` has encoded, on stderr.
     random_state : int, RandomState instance or None, default=None
         Seed of the weights and of the shuffling: the same seed on the same
         device gives the same codes.

@@ -235,14 +235,24 @@ class ImageInputMixin:
         return shape
 
     def _encode(self, data):
-        """Packed codes of a :class:`._images.StreamedData`, a batch at a time."""
+        """Packed codes of a :class:`._images.StreamedData`, a batch at a time,
+        with a progress bar on stderr when ``verbose``."""
+        from tqdm.auto import tqdm
+
         n_bits = getattr(self, "n_bits_", self.n_bits)
         codes = np.empty((len(data), n_bytes_for(n_bits)), dtype=np.uint8)
         start = 0
-        for outputs in self.net_.forward_iter(data, training=False):
-            block = self._outputs_to_projection(outputs.numpy())
-            codes[start : start + len(block)] = pack_codes(block >= 0)
-            start += len(block)
+        with tqdm(
+            total=len(data),
+            desc=f"{type(self).__name__}.transform",
+            unit="image",
+            disable=not self.verbose,
+        ) as progress:
+            for outputs in self.net_.forward_iter(data, training=False):
+                block = self._outputs_to_projection(outputs.numpy())
+                codes[start : start + len(block)] = pack_codes(block >= 0)
+                start += len(block)
+                progress.update(len(block))
         return codes
 
     def _sample_shape(self):

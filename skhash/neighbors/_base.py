@@ -274,6 +274,15 @@ def vote(neighbour_labels, classes):
     if neighbour_labels.ndim == 3:
         return (neighbour_labels.mean(axis=1) > 0.5).astype(neighbour_labels.dtype)
     class_ids = np.searchsorted(classes, neighbour_labels)
+    # A label not among the classes would count for another class: classes
+    # reopened from a saved index (not recomputed from every label) may not
+    # be the labels' own if the directory was altered.
+    found = classes[np.minimum(class_ids, len(classes) - 1)] == neighbour_labels
+    if not found.all():
+        raise ValueError(
+            f"The database has the label {neighbour_labels[~found][0]!r}, which "
+            "is not one of classes_: the saved index is damaged or was altered."
+        )
     votes = np.zeros((len(neighbour_labels), len(classes)), dtype=np.intp)
     np.add.at(votes, (np.arange(len(neighbour_labels))[:, None], class_ids), 1)
     return classes[votes.argmax(axis=1)]

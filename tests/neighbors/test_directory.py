@@ -370,3 +370,20 @@ def test_randomly_crafted_tables_never_crash(saved, tmp_path, seed):
     ):
         with pytest.raises(ValueError, match="damaged or was altered"):
             search()
+
+
+@pytest.mark.parametrize("classes", [[0, 1, 2, 3, 4, 5, 7], [-1, 0, 1, 2, 3, 4, 5]])
+def test_classes_that_are_not_the_labels_are_refused_at_predict(
+    saved, tmp_path, classes
+):
+    # classes.npy is read whole and its SHA-256 checked; one rewritten with
+    # its checksum loads (the labels are not read to compare), and a vote
+    # that meets a label it lacks raises rather than count it for another.
+    _, path = saved
+    copy = _copy(path, tmp_path)
+    np.save(copy / "classes.npy", np.array(classes, dtype=np.int64))
+    _rewrite_metadata(copy, _rehash(copy))
+    reopened = load_index(copy)
+    queries = _codes(50, seed=11)
+    with pytest.raises(ValueError, match="not one of classes_.*damaged or was"):
+        reopened.predict(queries)

@@ -123,6 +123,7 @@ def save_index(search, directory):
             "n_bits": index.n_bits,
             "multi_index": None if engine is None else {
                 "n_tables": engine.n_tables, "per_probe": engine.per_probe,
+                "substring_bits": engine.lengths.tolist(),
             },
             "parts": parts,
         }  # fmt: skip
@@ -301,6 +302,15 @@ def _expected_shapes(kind, parts, n_codes, n_bytes, tables):
         _, lengths = layout(n_bytes, n_codes)
         if tables["n_tables"] != len(lengths):
             raise ValueError(f"{tables['n_tables']} tables, not {len(lengths)}")
+        # Tables cut another way (by a skhash that lays them out otherwise)
+        # would fail their check on first use, less clearly; directories
+        # saved before the layout was recorded have the layout of today.
+        saved_bits = tables.get("substring_bits", lengths.tolist())
+        if saved_bits != lengths.tolist():
+            raise ValueError(
+                f"tables of substrings of {saved_bits} bits, where this skhash "
+                f"cuts {lengths.tolist()}: save the index again with it"
+            )
         n_buckets = 2 ** int(lengths.max())
         expected["multi_index_offsets"] = (len(lengths), n_buckets + 1)
         expected["multi_index_ids"] = (len(lengths), n_codes)

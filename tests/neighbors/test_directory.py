@@ -262,6 +262,10 @@ def _rewrite_metadata(path, change):
         (lambda m: m["params"].update(n_neighbors=-1), "n_neighbors"),
         (lambda m: m["parts"].pop("labels"), "metadata.json is damaged"),
         (lambda m: m["parts"]["codes"].update(dtype="<u2"), "codes.npy: it holds"),
+        (
+            lambda m: m["multi_index"].update(substring_bits=[12, 12]),
+            r"substrings of \[12, 12\] bits, where this skhash cuts \[11, 11, 11",
+        ),
     ],
 )
 def test_metadata_that_does_not_fit_is_refused(saved, tmp_path, change, message):

@@ -49,8 +49,8 @@ class CSQHasher(SupervisedHasherMixin, BaseDeepHasher):
         a two-class problem, so that both values of a bit weigh the same.
         ``None``: every term weighs 1, the authors' loss (see Notes).
     backbone, hidden_layer_sizes, input_shape, augmentation, preprocessing, \
-num_workers, feature_cache, max_epochs, batch_size, lr, optimizer, device, \
-accelerator, callbacks, verbose, random_state
+num_workers, feature_cache, max_epochs, batch_size, lr, backbone_lr, optimizer, \
+device, accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`; ``random_state`` also draws the
         centres and the random bits of multi-label centres.
 
@@ -174,6 +174,7 @@ accelerator, callbacks, verbose, random_state
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
+        backbone_lr=None,
         optimizer="adam",
         device="auto",
         accelerator=None,
@@ -194,6 +195,7 @@ accelerator, callbacks, verbose, random_state
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.backbone_lr = backbone_lr
         self.optimizer = optimizer
         self.device = device
         self.accelerator = accelerator

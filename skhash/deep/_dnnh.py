@@ -41,8 +41,8 @@ class DNNHHasher(SupervisedHasherMixin, BaseDeepHasher):
         ``input_shape``), whose last convolution has ``slice_size * n_bits``
         maps, and an MLP for feature vectors.
     hidden_layer_sizes, input_shape, augmentation, preprocessing, num_workers, \
-feature_cache, max_epochs, batch_size, lr, optimizer, device, accelerator, \
-callbacks, verbose, random_state
+feature_cache, max_epochs, batch_size, lr, backbone_lr, optimizer, device, \
+accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`.
 
     Attributes
@@ -132,6 +132,7 @@ callbacks, verbose, random_state
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
+        backbone_lr=None,
         optimizer="adam",
         device="auto",
         accelerator=None,
@@ -156,6 +157,7 @@ callbacks, verbose, random_state
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.backbone_lr = backbone_lr
         self.optimizer = optimizer
         self.device = device
         self.accelerator = accelerator

@@ -33,8 +33,8 @@ class DSHHasher(SupervisedHasherMixin, BaseDeepHasher):
         HashNet's weights do; ``"auto"`` is uniform unless similar pairs are
         the majority of the mini-batch, and balanced then (see Notes).
     backbone, hidden_layer_sizes, input_shape, augmentation, preprocessing, \
-num_workers, feature_cache, max_epochs, batch_size, lr, optimizer, device, \
-accelerator, callbacks, verbose, random_state
+num_workers, feature_cache, max_epochs, batch_size, lr, backbone_lr, optimizer, \
+device, accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`.
 
     Attributes
@@ -113,6 +113,7 @@ accelerator, callbacks, verbose, random_state
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
+        backbone_lr=None,
         optimizer="adam",
         device="auto",
         accelerator=None,
@@ -134,6 +135,7 @@ accelerator, callbacks, verbose, random_state
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.backbone_lr = backbone_lr
         self.optimizer = optimizer
         self.device = device
         self.accelerator = accelerator

@@ -42,8 +42,8 @@ class DSTHHasher(BaseDeepHasher):
     n_hidden : int, default=256
         Sigmoid units of the hidden layer of the hash head.
     backbone, hidden_layer_sizes, input_shape, augmentation, preprocessing, \
-num_workers, feature_cache, max_epochs, batch_size, lr, optimizer, device, \
-accelerator, callbacks, verbose, random_state
+num_workers, feature_cache, max_epochs, batch_size, lr, backbone_lr, optimizer, \
+device, accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`; ``max_epochs`` applies to the label
         pre-training and to the hash training alike.
 
@@ -136,6 +136,7 @@ accelerator, callbacks, verbose, random_state
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
+        backbone_lr=None,
         optimizer="adam",
         device="auto",
         accelerator=None,
@@ -159,6 +160,7 @@ accelerator, callbacks, verbose, random_state
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.backbone_lr = backbone_lr
         self.optimizer = optimizer
         self.device = device
         self.accelerator = accelerator

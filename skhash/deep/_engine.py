@@ -156,6 +156,7 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
+        "backbone_lr": [Interval(Real, 0, None, closed="neither"), None],
         "optimizer": [StrOptions(set(_OPTIMIZERS)), callable],
         "device": [str],
         # What skorch's AccelerateMixin and fit call: an accelerate.Accelerator.
@@ -354,6 +355,11 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
                 "device": None if accelerator.device_placement else device,
                 "callbacks__print_log__sink": sink,
             }
+        if self.backbone_lr is not None:
+            # skorch's parameter groups, by name: the network's "backbone.*".
+            options["optimizer__param_groups"] = [
+                ("backbone.*", {"lr": self.backbone_lr})
+            ]
         return Net(
             module=module,
             criterion=self._criterion() if criterion is None else criterion,
@@ -467,6 +473,7 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
         for name, default in IMAGE_PARAMETERS.items():
             state.setdefault(name, default)
         state.setdefault("feature_cache", None)
+        state.setdefault("backbone_lr", None)
         super().__setstate__(state)
         if weights is not None:
             self.net_ = self._restored_net(weights, history)

@@ -32,8 +32,8 @@ class GreedyHashHasher(SupervisedHasherMixin, BaseDeepHasher):
         the training samples) to the classifier's logits, a fixed offset
         ([2]_). ``False``: the authors' loss (see Notes).
     backbone, hidden_layer_sizes, input_shape, augmentation, preprocessing, \
-num_workers, feature_cache, max_epochs, batch_size, lr, optimizer, device, \
-accelerator, callbacks, verbose, random_state
+num_workers, feature_cache, max_epochs, batch_size, lr, backbone_lr, optimizer, \
+device, accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`.
 
     Attributes
@@ -125,6 +125,7 @@ accelerator, callbacks, verbose, random_state
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
+        backbone_lr=None,
         optimizer="adam",
         device="auto",
         accelerator=None,
@@ -145,6 +146,7 @@ accelerator, callbacks, verbose, random_state
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.backbone_lr = backbone_lr
         self.optimizer = optimizer
         self.device = device
         self.accelerator = accelerator

@@ -80,6 +80,11 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         Mini-batch size; pairs are formed inside each mini-batch.
     lr : float, default=1e-3
         Learning rate.
+    backbone_lr : float, default=None
+        Learning rate of the backbone's parameters, where it differs from the
+        head's (``lr``): the papers fine-tune a pretrained backbone at a tenth
+        of the new hash layer's rate (``lr=1e-3, backbone_lr=1e-4``).
+        ``None``: ``lr`` for every parameter.
     optimizer : {"adam", "sgd"} or torch optimizer class, default="adam"
         Optimiser.
     device : str, default="auto"
@@ -170,6 +175,7 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         max_epochs=10,
         batch_size=64,
         lr=1e-3,
+        backbone_lr=None,
         optimizer="adam",
         device="auto",
         accelerator=None,
@@ -192,6 +198,7 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.backbone_lr = backbone_lr
         self.optimizer = optimizer
         self.device = device
         self.accelerator = accelerator

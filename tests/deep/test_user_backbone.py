@@ -174,3 +174,22 @@ def test_pickled_hasher_keeps_the_users_weights_as_its_parameter(digits):
     assert loaded.net_.module_.backbone is not loaded.backbone
     assert_state_equal(loaded.backbone, before)
     np.testing.assert_array_equal(loaded.fit(X, y).transform(X), codes)
+
+
+@pytest.mark.parametrize("backbone_lr", [None, 1e-12])
+def test_backbone_lr_is_the_backbones_own_rate(backbone_lr, digits):
+    # Fine-tuning recipes train the backbone slower than the new head: with
+    # a negligible backbone_lr the backbone stays where it started; without
+    # one, it learns at lr as the head does.
+    X, y = digits
+    module = mlp()
+    before = snapshot(module)
+    hasher = HashNetHasher(
+        8, backbone=module, lr=1e-2, backbone_lr=backbone_lr, **FAST
+    ).fit(X, y)
+    trained = hasher.net_.module_.backbone.state_dict()
+    moved = max(float((trained[name] - before[name]).abs().max()) for name in before)
+    if backbone_lr is None:
+        assert moved > 1e-3
+    else:
+        assert moved < 1e-8

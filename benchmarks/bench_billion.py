@@ -36,6 +36,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from _machine import cpu_name, status_mib  # beside this script
 from numba import njit
 
 from skhash import HammingNeighbors
@@ -95,15 +96,6 @@ def build(source, directory, n_codes, centres, threads):
     ]
 
 
-def status(field):
-    """A field of /proc/self/status, in GiB."""
-    with open("/proc/self/status") as lines:
-        for line in lines:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 2**20
-    return float("nan")
-
-
 class Peak:
     """Peak RssAnon and VmRSS (GiB) while the block runs, sampled every 20 ms."""
 
@@ -117,8 +109,8 @@ class Peak:
 
     def _sample(self):
         while True:
-            self.anonymous = max(self.anonymous, status("RssAnon"))
-            self.resident = max(self.resident, status("VmRSS"))
+            self.anonymous = max(self.anonymous, status_mib("RssAnon") / 1024)
+            self.resident = max(self.resident, status_mib("VmRSS") / 1024)
             if self._done.wait(0.02):
                 return
 
@@ -152,8 +144,6 @@ def main():
         "--reuse", action="store_true", help="search the index saved by a past run"
     )
     args = parser.parse_args()
-    from _machine import cpu_name  # beside this script
-
     os.makedirs(args.dir, exist_ok=True)
     source = os.path.join(args.dir, "codes.npy")
     directory = os.path.join(args.dir, "index")

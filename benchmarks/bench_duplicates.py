@@ -50,6 +50,7 @@ from functools import cache
 import dask
 import dask.array as da
 import numpy as np
+from _machine import reset_peak  # beside this script
 from distributed import Client, LocalCluster, wait
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
@@ -528,16 +529,6 @@ def project(block, mean, components):
 
 def first_column(block):
     return block[:, :1].copy()
-
-
-def reset_peak():
-    """Reset this process's peak resident memory (Linux, ``clear_refs``)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
 
 
 def resident_mib():

@@ -446,32 +446,11 @@ def set_threads(threads):
         torch.set_num_threads(threads)
 
 
-def resident_mib():
-    """This process's resident memory now (Linux), or None."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def reset_peak():
-    """Start this process's peak resident memory (``ru_maxrss``) afresh from
-    its current resident memory; False where Linux's clear_refs is missing."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def child_main(spec):
     """One contender's fit and encoding in this process; prints its peaks."""
     import gc
+
+    from _machine import reset_peak, status_mib  # beside this script
 
     args = argparse.Namespace(**spec["args"])
     set_threads(args.threads)
@@ -481,7 +460,7 @@ def child_main(spec):
     warm_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # The peak of the fit and the encoding, not the warm-up's.
     reset = reset_peak()
-    before = resident_mib()
+    before = status_mib("VmRSS")
     _, _, seconds = one_run(
         spec["kind"], spec["backbone"], spec["freeze"], paths, y, args
     )

@@ -68,16 +68,13 @@ def measure(engines, index, queries, k, n_scan, n_multi):
     ]
 
 
-def resident_mib(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+NAN = float("nan")
 
 
 def bench_mapped(n_codes, n_queries, threads, path):
     """10^8-scale rows: a database of clustered 64-bit codes mapped from a file."""
+    from _machine import status_mib  # beside this script
+
     rng = np.random.default_rng(1)
     centres = rng.integers(0, 256, size=(10_000, 8), dtype=np.uint8)
     start = time.perf_counter()
@@ -92,7 +89,7 @@ def bench_mapped(n_codes, n_queries, threads, path):
         f"\n{n_codes:,} codes written to {path} in {time.perf_counter() - start:.0f} s"
     )
     database = np.load(path, mmap_mode="r")
-    anonymous = resident_mib("RssAnon")
+    anonymous = status_mib("RssAnon", NAN)
     nn = HammingNeighbors(n_jobs=threads).fit(database)
     start = time.perf_counter()
     nn.kneighbors(queries[:1], 10)
@@ -110,9 +107,9 @@ def bench_mapped(n_codes, n_queries, threads, path):
     print(f"| table memory | {table_mib:,.0f} MiB |")
     print(f"| kNN k=10, auto, {n_queries:,} queries | {n_queries / t_auto:,.0f} q/s |")
     print(f"| kNN k=10, scan, {n_scan} queries | {n_scan / t_scan:,.1f} q/s |")
-    grown = resident_mib("RssAnon") - anonymous
+    grown = status_mib("RssAnon", NAN) - anonymous
     print(f"| anonymous memory added by fit and search | {grown:,.0f} MiB |")
-    peak = resident_mib("VmHWM")
+    peak = status_mib("VmHWM", NAN)
     print(f"| peak resident memory (file pages included) | {peak:,.0f} MiB |")
 
 

@@ -13,6 +13,12 @@ distances and reported once. For small radii only ``r + 1`` tables are probed
 and each probe meets about one code, so the cost does not grow with the
 database as a scan's does.
 
+A radius below ``m - 1`` probes only ``r + 1`` tables, each exactly, and
+needs no more than ``r + 1`` disjoint substrings: it gets tables of its own,
+of substrings as long as the code allows, hashed into as many buckets
+(:meth:`MultiIndex.radius_tables`), which codes that share short substrings
+without being near (clustered codes) share far less.
+
 Tables are built on first use (a counting sort, linear in the database), kept,
 and saved with a fitted ``HammingNeighbors``; see
 :meth:`MultiIndex.cheaper_than_scan` for when the automatic choice prefers
@@ -28,7 +34,15 @@ from numba import njit
 from ._index import SearchIndex
 from ._numba_common import compile_once, grow, popcount, prefetch, read_only
 from ._snapshot import digest, mapped_path
-from ._tables import FILE_BUILD_BUDGET, build_table, layout, tables_match
+from ._tables import (
+    FILE_BUILD_BUDGET,
+    build_hashed_table,
+    build_table,
+    hashed_layout,
+    layout,
+    tables_match,
+)
+from ._tables import bucket as _bucket
 from ._tables import key as _key
 from ._threads import join_blocks, query_blocks, run_blocks
 
@@ -81,10 +95,14 @@ def _sort_segment(indices, distances, start, stop, distance_weight):
 
 @njit(cache=True, nogil=True)
 def _search_block(
-    query_words, words, starts, lengths, probe_radius, offsets, ids,
+    query_words, words, starts, lengths, probe_radius, offsets, ids, hash_bits,
     radius, q0, q1, by_dist, found_ind, found_dist, found_offsets,
 ):  # fmt: skip
     """Codes within radius of queries q0..q1, into the given buffers.
+
+    With ``hash_bits > 0`` the tables' buckets are their substrings' hashes
+    (see ``_tables.bucket``): a code in a probed bucket whose own substring
+    is not the probed one collided there and is skipped.
 
     Query ``q0 + i``'s indices and distances go to
     ``found_*[found_offsets[i] : found_offsets[i + 1]]``. Returns how many
@@ -111,19 +129,23 @@ def _search_block(
         # them overlaps the misses: about twice as fast at 10M codes.
         if i + 1 < q1 - q0:
             for u in range(n_tables):
-                prefetch(offsets[u], query_keys[i + 1, u])
+                prefetch(offsets[u], _bucket(query_keys[i + 1, u], hash_bits))
         for u in range(n_tables):
-            key = query_keys[i, u]
-            for t in range(offsets[u, key], offsets[u, key + 1]):
+            b = _bucket(query_keys[i, u], hash_bits)
+            for t in range(offsets[u, b], offsets[u, b + 1]):
                 prefetch(words, ids[u, t] * n_words)
         for u in range(n_tables):
             for flips in range(probe_radius[u] + 1):
                 # Gosper's hack: every mask of `flips` bits among lengths[u].
                 mask = (1 << flips) - 1
-                while mask < (1 << lengths[u]):
+                # (2 ** 63 would overflow: a hashed substring has 63 bits.)
+                while mask >> lengths[u] == 0:
                     key = query_keys[i, u] ^ mask
-                    for t in range(offsets[u, key], offsets[u, key + 1]):
+                    b = _bucket(key, hash_bits)
+                    for t in range(offsets[u, b], offsets[u, b + 1]):
                         c = ids[u, t]
+                        if hash_bits and _key(words, c, starts[u], lengths[u]) != key:
+                            continue
                         seen = False
                         for v in range(u):
                             other = _key(words, c, starts[v], lengths[v])
@@ -337,6 +359,8 @@ class MultiIndex(SearchIndex):
         # cheaper (see kneighbors_or_leave).
         self.scan_from_k = math.inf
         self._lock = threading.Lock()
+        # A radius's own tables of hashed long substrings (radius_tables).
+        self._hashed = {}
         # Tables mapped from files (map_tables), checked rather than built.
         self._mapped = False
         if tables is not None:
@@ -626,9 +650,47 @@ class MultiIndex(SearchIndex):
         """A scan's cost per query, in scanned words: the budget of ``auto``."""
         return float(self.words.shape[0] * self.words.shape[1])
 
-    def radius_neighbors(self, queries, radius, *, n_jobs, by_dist):
+    def radius_tables(self, radius, n_jobs=1):
+        """(starts, lengths, probe plan, offsets, ids, hash bits) of the
+        tables that a radius search probes.
+
+        Below ``n_tables - 1``, a radius probes ``radius + 1`` tables exactly,
+        and so can tables of its own: ``radius + 1`` longer substrings hashed
+        into as many buckets (``_tables.hashed_layout``). On clustered codes,
+        whose short substrings many unrelated codes share, these meet far
+        fewer candidates (see ``benchmarks/results/duplicates.md``); on
+        random codes about as many. They are built in memory once per radius
+        and never saved; tables mapped from files are used as they are, since
+        building more would read the whole database.
+        """
         plan = self.probe_plan(radius)
-        self._ensure_tables(len(plan), n_jobs)
+        if self._mapped or radius + 1 >= self.n_tables:
+            self._ensure_tables(len(plan), n_jobs)
+            return self.starts, self.lengths, plan, self.offsets, self.ids, 0
+        with self._lock:
+            if radius not in self._hashed:
+                self._hashed[radius] = self._build_hashed(radius, n_jobs)
+            return self._hashed[radius]
+
+    def _build_hashed(self, radius, n_jobs):
+        self.warm_up()
+        starts, lengths = hashed_layout(self.codes.shape[1], radius)
+        hash_bits = int(self.lengths.max())
+        offsets = np.empty((radius + 1, 2**hash_bits + 1), np.int32)
+        ids = np.empty((radius + 1, len(self.codes)), np.int32)
+
+        def build(u, _):
+            offsets[u], ids[u] = build_hashed_table(
+                self.words, starts[u], lengths[u], hash_bits
+            )
+
+        run_blocks(build, [(u, u + 1) for u in range(radius + 1)], n_jobs)
+        return starts, lengths, np.zeros(radius + 1, np.int64), offsets, ids, hash_bits
+
+    def radius_neighbors(self, queries, radius, *, n_jobs, by_dist):
+        starts, lengths, plan, offsets, ids, hash_bits = self.radius_tables(
+            radius, n_jobs
+        )
         query_words = self.query_words(queries)
 
         def search(q0, q1):
@@ -638,8 +700,8 @@ class MultiIndex(SearchIndex):
                 found_dist = np.empty(capacity, np.int32)
                 found_offsets = np.empty(q1 - q0 + 1, np.int64)
                 done = _search_block(
-                    query_words, self.words, self.starts, self.lengths, plan,
-                    self.offsets, self.ids, radius, q0, q1, by_dist,
+                    query_words, self.words, starts, lengths, plan,
+                    offsets, ids, hash_bits, radius, q0, q1, by_dist,
                     found_ind, found_dist, found_offsets,
                 )  # fmt: skip
                 if done:
@@ -687,7 +749,7 @@ def _first_calls():
         plan = probe_plan(1, len(lengths))
         for by_dist in (False, True):
             _search_block(
-                query_words, words, starts, lengths, plan, offsets, ids,
+                query_words, words, starts, lengths, plan, offsets, ids, 0,
                 1, 0, 4, by_dist,
                 np.empty(8, np.int64), np.empty(8, np.int32), np.empty(5, np.int64),
             )  # fmt: skip

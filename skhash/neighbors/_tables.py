@@ -26,6 +26,12 @@ from ._threads import query_blocks, run_blocks
 
 # Longest substring: its table has 2 ** bits buckets.
 MAX_SUBSTRING_BITS = 28
+# Longest hashed substring (see ``hashed_layout``): one int64 key.
+MAX_HASHED_BITS = 63
+# Fibonacci hashing: the top bits of ``key * 2^64 / phi`` spread keys longer
+# than a table's bucket bits evenly over its buckets.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_ALL_BITS = np.uint64(2**64 - 1)
 # Bytes of ids that one pass of a build into a file fills: each pass reads
 # every code, so 1 GiB makes 4 passes of a table of 10^9 codes.
 FILE_BUILD_BUDGET = 2**30
@@ -43,6 +49,45 @@ def layout(n_bytes, n_codes):
     return starts, lengths
 
 
+def hashed_layout(n_bytes, radius):
+    """(starts, lengths) of the ``radius + 1`` substrings of a radius search
+    whose tables hash their keys: disjoint, as long as the bits allow (at
+    most 63 bits each). Two codes within ``radius`` agree exactly on one of
+    them (pigeonhole; the substrings need not cover the code), and a long
+    substring is shared by far fewer unrelated codes than a short one."""
+    n_bits = 8 * n_bytes
+    length = min(MAX_HASHED_BITS, n_bits // (radius + 1))
+    lengths = np.full(radius + 1, length, np.int64)
+    return np.arange(radius + 1, dtype=np.int64) * length, lengths
+
+
+@njit(cache=True, nogil=True, inline="always")
+def bucket(key, hash_bits):
+    """The bucket of a substring's ``key`` in a table: the key itself, or for
+    a hashed table (``hash_bits > 0``) its hash on ``hash_bits`` bits."""
+    if hash_bits == 0:
+        return key
+    return np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(64 - hash_bits))
+
+
+@njit(cache=True, nogil=True)
+def _hashed_buckets(words, start, length, hash_bits):
+    buckets = np.empty(words.shape[0], np.int64)
+    for j in range(words.shape[0]):
+        buckets[j] = bucket(key(words, j, start, length), hash_bits)
+    return buckets
+
+
+def build_hashed_table(words, start, length, hash_bits):
+    """(offsets, ids) of the table of one substring whose keys are hashed on
+    ``hash_bits`` bits: the ids sorted by bucket, stably, in memory."""
+    buckets = _hashed_buckets(words, start, length, hash_bits)
+    ids = np.argsort(buckets, kind="stable").astype(np.int32)
+    offsets = np.zeros(2**hash_bits + 1, np.int32)
+    np.cumsum(np.bincount(buckets, minlength=2**hash_bits), out=offsets[1:])
+    return offsets, ids
+
+
 @njit(cache=True, nogil=True)
 def key(words, row, start, length):
     """Bits start..start+length of a code, as an integer."""
@@ -50,7 +95,7 @@ def key(words, row, start, length):
     bits = words[row, w] >> np.uint64(shift)
     if shift + length > 64:
         bits |= words[row, w + 1] << np.uint64(64 - shift)
-    return np.int64(bits & np.uint64((1 << length) - 1))
+    return np.int64(bits & (_ALL_BITS >> np.uint64(64 - length)))
 
 
 @njit(cache=True, nogil=True)

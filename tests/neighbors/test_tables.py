@@ -209,3 +209,108 @@ def test_auto_takes_mapped_tables_as_there(tmp_path):
         reopened.kneighbors(codes[:30]), nn.kneighbors(codes[:30]), strict=True
     ):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("start, length", [(0, 63), (1, 63), (40, 43), (64, 63)])
+def test_a_key_is_its_bits_across_words(start, length):
+    codes = _clustered(50, n_bytes=16)
+    words = as_words(codes)
+    bits = np.unpackbits(codes, axis=1, bitorder="little")
+    for row in range(len(codes)):
+        want = sum(int(b) << i for i, b in enumerate(bits[row, start : start + length]))
+        assert int(_tables.key(words, row, start, length)) == want
+
+
+@pytest.mark.parametrize("n_bytes, radius", [(16, 0), (16, 2), (8, 1), (3, 4)])
+def test_a_hashed_table_is_the_codes_sorted_by_hashed_substring(n_bytes, radius):
+    codes = _clustered(2000, n_bytes, seed=radius)
+    words = as_words(codes)
+    starts, lengths = _tables.hashed_layout(n_bytes, radius)
+    # radius + 1 disjoint substrings, as long as 63 bits allow.
+    assert len(starts) == radius + 1
+    assert (lengths == min(63, 8 * n_bytes // (radius + 1))).all()
+    assert (starts == np.arange(radius + 1) * lengths[0]).all()
+    bits = np.unpackbits(codes, axis=1, bitorder="little")
+    for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+        offsets, ids = _tables.build_hashed_table(words, start, length, 9)
+        # Fibonacci hashing in Python's integers: the top 9 bits of the key
+        # times 2^64 / phi, modulo 2^64; rows sorted by (bucket, row).
+        keys = [
+            sum(int(b) << i for i, b in enumerate(row[start : start + length]))
+            for row in bits
+        ]
+        buckets = np.array([(k * 0x9E3779B97F4A7C15) % 2**64 >> 55 for k in keys])
+        want_offsets = np.concatenate(
+            [[0], np.cumsum(np.bincount(buckets, minlength=512))]
+        )
+        np.testing.assert_array_equal(offsets, want_offsets)
+        np.testing.assert_array_equal(ids, np.argsort(buckets, kind="stable"))
+
+
+@pytest.mark.parametrize("n_bytes", [3, 8, 16])
+def test_radius_search_over_hashed_tables_equals_the_scan(n_bytes):
+    # Clustered codes with repeated rows: many codes share every substring,
+    # and with 2,000 codes the hashed keys collide in 2^10 buckets, so a
+    # candidate is met in several tables and as a collision.
+    codes = _clustered(2000, n_bytes)
+    codes[1000:1100] = codes[:100]
+    queries = np.concatenate([codes[::7], _clustered(100, n_bytes, seed=9)])
+    nn = HammingNeighbors(algorithm="multi_index", n_jobs=2).fit(codes)
+    brute = HammingNeighbors(algorithm="brute").fit(codes)
+    for radius in range(8 * n_bytes // 4):
+        for sort in (False, True):
+            got = nn.radius_neighbors(queries, radius, sort_results=sort)
+            want = brute.radius_neighbors(queries, radius, sort_results=sort)
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_array_equal(np.concatenate(g), np.concatenate(w))
+        engine = nn.index_._engines["multi_index"]
+        # A radius has hashed tables of its own exactly when it probes fewer
+        # tables than the multi-index has.
+        assert (radius in engine._hashed) == (radius + 1 < engine.n_tables)
+
+
+def test_hashed_tables_meet_fewer_candidates_on_clustered_codes():
+    # Codes that share their short substrings with many unrelated codes:
+    # 40 centres of 128 bits, 2,000 codes each, 5% of the bits flipped: a
+    # 16-bit substring is shared with 0.95^32 of its cluster, a 42-bit one
+    # with 0.95^84, 14 times fewer.
+    rng = np.random.default_rng(0)
+    centres = rng.random((40, 128)) < 0.5
+    bits = centres[rng.integers(0, 40, 80_000)] ^ (rng.random((80_000, 128)) < 0.05)
+    codes = np.packbits(bits, axis=1, bitorder="little")
+    index = _multi_index.MultiIndex(codes)
+    index._ensure_tables(3)
+    words = as_words(codes[:200])
+
+    def met(starts, lengths, plan, offsets, ids, hash_bits):
+        # Codes in the buckets a radius-2 search probes (plan: exact probes).
+        assert len(plan) == 3 and not plan.any()
+        keys = [
+            _tables.key(words, q, starts[u], lengths[u])
+            for q in range(len(words))
+            for u in range(3)
+        ]
+        buckets = [_tables.bucket(k, hash_bits) for k in keys]
+        return sum(
+            int(offsets[u % 3, b + 1] - offsets[u % 3, b])
+            for u, b in enumerate(buckets)
+        )
+
+    short = (index.starts, index.lengths, index.probe_plan(2), index.offsets, index.ids)
+    assert met(*short, 0) > 8 * met(*index.radius_tables(2))
+
+
+def test_mapped_tables_build_no_hashed_tables(tmp_path):
+    # Building tables for a reopened index would read its whole database.
+    codes = _clustered(3000, n_bytes=16)
+    nn = HammingNeighbors(algorithm="multi_index").fit(codes)
+    reopened = load_index(save_index(nn, tmp_path / "index"))
+    for radius in (0, 1, 3):
+        for got, want in zip(
+            reopened.radius_neighbors(codes[:50], radius),
+            nn.radius_neighbors(codes[:50], radius),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(np.concatenate(got), np.concatenate(want))
+    assert reopened.index_._engines["multi_index"]._hashed == {}
+    assert set(nn.index_._engines["multi_index"]._hashed) == {0, 1, 3}

@@ -89,19 +89,32 @@ def efficientnet_lite0(freeze=True):
     return EfficientNetLite0(freeze=freeze)
 
 
-def torchvision_backbone(model, *, freeze=True, classifier="auto", min_size=32):
+def torchvision_backbone(
+    model, *, weights=None, freeze=True, classifier="auto", min_size=32
+):
     """A torchvision classifier with its weights, as a deep hasher's backbone.
 
-    skhash does not depend on torchvision and downloads nothing: build the
-    model and load its weights yourself (for instance from a file saved on
-    a machine with internet access), then pass it here.
+    skhash does not depend on torchvision and downloads nothing: name an
+    architecture with a weights file saved beforehand (for instance on a
+    machine with internet access, ``torch.save(model.state_dict(), path)``),
+    or build the model and load its weights yourself, then pass it here.
 
     Parameters
     ----------
-    model : torch.nn.Module
+    model : torch.nn.Module or str
         A torchvision classification model (ResNet, VGG, AlexNet,
         EfficientNet, MobileNet, ConvNeXt, DenseNet, ViT, ...) or any module
-        alike. It is copied, never changed.
+        alike; it is copied, never changed. Or the name of a torchvision
+        architecture (``"resnet18"``, ``"resnet50"``, ``"efficientnet_b0"``,
+        ``"convnext_tiny"``, ``"vit_b_16"``, ...; any name of
+        ``torchvision.models.list_models()``), built by torchvision with the
+        ``weights`` given; this needs torchvision to import.
+    weights : str or path-like, default=None
+        With a name: the file of the architecture's ``state_dict`` (as
+        ``torch.save`` writes it), loaded with ``weights_only=True`` and
+        every key required to match. Required with a name (an untrained
+        network is built by hand and passed as ``model``); an error with a
+        module, whose weights are its own.
     freeze : bool, default=True
         Keep the pretrained weights fixed (and batch normalisation in eval
         mode) and train only the hash head: the hasher then computes the
@@ -132,10 +145,20 @@ def torchvision_backbone(model, *, freeze=True, classifier="auto", min_size=32):
     >>> model.load_state_dict(torch.load("resnet18.pth"))  # doctest: +SKIP
     >>> hasher = CSQHasher(64, backbone=torchvision_backbone(model),
     ...                    input_shape=(3, 32, 32))  # doctest: +SKIP
+    >>> backbone = torchvision_backbone(
+    ...     "resnet50", weights="resnet50.pth", freeze=False
+    ... )  # doctest: +SKIP
     """
     require_deep("torchvision_backbone")
-    from ._pretrained import TorchvisionBackbone
+    from ._pretrained import TorchvisionBackbone, torchvision_model
 
+    if isinstance(model, str):
+        model = torchvision_model(model, weights)
+    elif weights is not None:
+        raise ValueError(
+            "weights goes with the name of an architecture; a module passed "
+            "as model has its weights already."
+        )
     return TorchvisionBackbone(
         model, freeze=freeze, classifier=classifier, min_size=min_size
     )

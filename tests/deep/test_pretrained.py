@@ -155,3 +155,93 @@ def test_the_pretrained_recipe_on_small_images(model, digits):
     codes = hasher.transform(images)
     assert codes.shape == (64, 1)
     np.testing.assert_array_equal(hasher.transform(images.transpose(0, 2, 3, 1)), codes)
+
+
+def _real_torchvision():
+    try:
+        import torchvision.models
+
+        return torchvision.models
+    except Exception as error:  # RuntimeError with the PyPI wheel on CPU torch
+        pytest.skip(f"torchvision does not import here ({type(error).__name__})")
+
+
+@pytest.fixture
+def fake_torchvision(monkeypatch):
+    """A stand-in torchvision whose only architecture is TinyResNet: the
+    by-name path is checked where torchvision does not import."""
+    import sys
+    import types
+
+    built = []
+
+    def get_model(name, *, weights):
+        assert weights is None  # nothing is downloaded
+        if name != "tinyresnet":
+            raise ValueError(f"Unknown model {name}")
+        built.append(TinyResNet())
+        return built[-1]
+
+    package = types.ModuleType("torchvision")
+    package.models = types.ModuleType("torchvision.models")
+    package.models.get_model = get_model
+    monkeypatch.setitem(sys.modules, "torchvision", package)
+    monkeypatch.setitem(sys.modules, "torchvision.models", package.models)
+    return built
+
+
+def test_a_named_architecture_takes_its_weights_from_the_file(
+    fake_torchvision, model, tmp_path
+):
+    path = tmp_path / "tiny.pth"
+    torch.save(model.state_dict(), path)
+    by_name = torchvision_backbone("tinyresnet", weights=path)
+    by_module = torchvision_backbone(model)
+    images = torch.rand(3, 3, 16, 16)
+    torch.testing.assert_close(by_name(images), by_module(images), rtol=0, atol=0)
+    assert by_name.out_features == 6
+    # The file's weights and statistics, not a fresh initialisation's.
+    state = by_name.network.state_dict()
+    assert set(state) == {k for k in model.state_dict() if not k.startswith("fc.")}
+    for name, tensor in state.items():
+        assert torch.equal(tensor, model.state_dict()[name]), name
+
+
+def test_a_named_architecture_refuses_what_does_not_fit(
+    fake_torchvision, model, tmp_path
+):
+    with pytest.raises(ValueError, match="needs weights=<file"):
+        torchvision_backbone("tinyresnet")
+    with pytest.raises(ValueError, match="Unknown model"):
+        torchvision_backbone("nonet", weights=tmp_path / "x.pth")
+    with pytest.raises(FileNotFoundError):
+        torchvision_backbone("tinyresnet", weights=tmp_path / "missing.pth")
+    wrong = tmp_path / "wrong.pth"
+    torch.save(nn.Linear(2, 2).state_dict(), wrong)
+    with pytest.raises(ValueError, match="do not fit torchvision's 'tinyresnet'"):
+        torchvision_backbone("tinyresnet", weights=wrong)
+    with pytest.raises(ValueError, match="goes with the name"):
+        torchvision_backbone(model, weights=wrong)
+
+
+def test_a_name_without_torchvision_is_a_clear_import_error(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # import fails
+    with pytest.raises(ImportError, match="needs torchvision, which does not"):
+        torchvision_backbone("resnet18", weights=tmp_path / "resnet18.pth")
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_b0", "vit_b_16"])
+def test_torchvision_architectures_by_name(name, tmp_path):
+    # Runs where torchvision imports (a CUDA build of torch); skipped here.
+    models = _real_torchvision()
+    torch.manual_seed(0)
+    model = models.get_model(name, weights=None)
+    path = tmp_path / f"{name}.pth"
+    torch.save(model.state_dict(), path)
+    size = 224 if name.startswith("vit") else 32
+    by_name = torchvision_backbone(name, weights=path, min_size=size)
+    by_module = torchvision_backbone(model, min_size=size)
+    images = torch.rand(2, 3, size, size)
+    torch.testing.assert_close(by_name(images), by_module(images))

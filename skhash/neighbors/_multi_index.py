@@ -745,6 +745,7 @@ def _database_kinds():
 
 def _first_calls():
     for query_words, words in _database_kinds():
+        build_hashed_table(words, 0, 4, 2)
         starts, lengths, offsets, ids = _first_tables(words)
         plan = probe_plan(1, len(lengths))
         for by_dist in (False, True):

@@ -14,6 +14,7 @@ from .classical import (
     LSHHasher,
     SignHasher,
     SpectralHasher,
+    SSHHasher,
     STHHasher,
 )
 from .codes import hamming_distances, pack_codes, unpack_codes
@@ -47,6 +48,7 @@ __all__ = [
     "LSHHasher",
     "OrthoHashHasher",
     "RescoringNeighbors",
+    "SSHHasher",
     "STHHasher",
     "SignHasher",
     "SpectralHasher",

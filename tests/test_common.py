@@ -50,6 +50,7 @@ FAST_PARAMS = {
     "STHHasher": {"n_bits": 2, "n_neighbors": 5, "random_state": 0},
     "SignHasher": {"n_bits": 2},
     "SpectralHasher": {"n_bits": 3},
+    "SSHHasher": {"n_bits": 2, "rotation": "itq", "n_iter": 5, "random_state": 0},
 }
 # Estimators run through the checks in an adapted form (see the class's docstring).
 ADAPTED = {"HammingNeighbors": _HammingNeighborsOnFeatures}

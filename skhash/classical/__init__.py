@@ -5,6 +5,7 @@ from ._ksh import KSHHasher
 from ._lsh import LSHHasher
 from ._sign import SignHasher
 from ._spectral import SpectralHasher
+from ._ssh import SSHHasher
 from ._sth import STHHasher
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "ITQHasher",
     "KSHHasher",
     "LSHHasher",
+    "SSHHasher",
     "STHHasher",
     "SignHasher",
     "SpectralHasher",

@@ -250,6 +250,10 @@ def test_images_of_different_sizes_need_a_resizing_preprocessing(forms, tmp_path
     paths = [*X["paths"][:-1], large]
     with pytest.raises(ValueError, match="large.png.*16x16.*different sizes"):
         tiny(HashNetHasher).fit(paths, y)
+    # Paths as a NumPy string array (as the readers return them) are named
+    # as plain strings.
+    with pytest.raises(ValueError, match=f"^(?!.*np.str_).*'{large}'"):
+        tiny(HashNetHasher).fit(np.array(paths), y)
     hasher = tiny(HashNetHasher, preprocessing=Resize((8, 8))).fit(paths, y)
     assert hasher.sample_shape_ == (1, 8, 8)
     assert hasher.transform(paths).shape == (N_IMAGES, 1)

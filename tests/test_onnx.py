@@ -21,7 +21,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
-from skhash import ClassifierCodes, HammingNeighbors, KSHHasher, LSHHasher
+from skhash import (
+    ClassifierCodes,
+    HammingNeighbors,
+    KSHHasher,
+    LSHHasher,
+    SSHHasher,
+)
 from skhash.base import BaseHasher
 from skhash.codes import n_bytes_for
 from skhash.deep._engine import BaseDeepHasher
@@ -161,6 +167,16 @@ def test_codes_equal_transform(name, dtype, fitted, exported, queries):
     # One row at a time: other matrix-product kernels, same codes.
     for row in [0, 1, len(X) - 1]:
         np.testing.assert_array_equal(_run(model, X[row : row + 1]), expected[[row]])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_ssh_with_kernel_and_rotation(dtype, digits):
+    X, y = digits
+    X = X.astype(dtype)
+    hasher = SSHHasher(N_BITS, kernel="rbf", n_anchors=30, rotation="itq", n_iter=5)
+    hasher.fit(X[:300], y[:300])
+    model = to_onnx(hasher, X[:1])
+    np.testing.assert_array_equal(_run(model, X), hasher.transform(X))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -15,6 +15,7 @@ from ..classical import (
     LSHHasher,
     SignHasher,
     SpectralHasher,
+    SSHHasher,
     STHHasher,
 )
 from ._graph import (
@@ -59,24 +60,39 @@ def _spectral(hasher, graph, X):
     return Tensor(graph.node("Cos", phases.name), phases.dtype)
 
 
-def _ksh(hasher, graph, X):
-    X = graph.cast(X, np.float64)
-    # scikit-learn's euclidean_distances on float64 rows, step by step:
-    # -2 X A^T, plus the squared norms of the rows, plus those of the anchors
-    # (computed here by the very function it uses), clipped at zero.
+def _rbf(graph, X, anchors, sigma):
+    """``exp(-||x - a||^2 / (2 sigma))`` of float64 rows ``X`` to the anchors.
+
+    scikit-learn's euclidean_distances on float64 rows, step by step:
+    -2 X A^T, plus the squared norms of the rows, plus those of the anchors
+    (computed here by the very function it uses), clipped at zero.
+    """
     squares = graph.node("Mul", X.name, X.name)
     axis = graph.constant(np.array([1], dtype=np.int64))
     row_squares = Tensor(graph.node("ReduceSum", squares, axis, keepdims=1), X.dtype)
-    products = graph.numpy_op("MatMul", X, hasher.anchors_.T)
+    products = graph.numpy_op("MatMul", X, anchors.T)
     distances = graph.numpy_op("Mul", products, -2.0)
     distances = Tensor(graph.node("Add", distances.name, row_squares.name), X.dtype)
-    distances = graph.numpy_op("Add", distances, row_norms(hasher.anchors_, True))
+    distances = graph.numpy_op("Add", distances, row_norms(anchors, True))
     distances = graph.numpy_op("Max", distances, 0.0)
     negated = Tensor(graph.node("Neg", distances.name), distances.dtype)
-    exponents = graph.numpy_op("Div", negated, 2 * hasher.sigma_)
-    kernel = Tensor(graph.node("Exp", exponents.name), exponents.dtype)
+    exponents = graph.numpy_op("Div", negated, 2 * sigma)
+    return Tensor(graph.node("Exp", exponents.name), exponents.dtype)
+
+
+def _ksh(hasher, graph, X):
+    kernel = _rbf(graph, graph.cast(X, np.float64), hasher.anchors_, hasher.sigma_)
     centred = graph.numpy_op("Sub", kernel, hasher.kernel_mean_)
     return graph.numpy_op("MatMul", centred, hasher.coef_)
+
+
+def _ssh(hasher, graph, X):
+    X = graph.cast(X, np.float64)
+    if hasher.kernel == "rbf":
+        X = _rbf(graph, X, hasher.anchors_, hasher.sigma_)
+    centred = graph.numpy_op("Sub", X, hasher.mean_)
+    projected = graph.numpy_op("MatMul", centred, hasher.components_)
+    return graph.numpy_op("MatMul", projected, hasher.rotation_)
 
 
 def _sth(hasher, graph, X):
@@ -109,6 +125,7 @@ PROJECTIONS = {
     ITQHasher: _itq,
     SpectralHasher: _spectral,
     KSHHasher: _ksh,
+    SSHHasher: _ssh,
     STHHasher: _sth,
     SignHasher: _sign,
 }

@@ -32,6 +32,7 @@ class BatchCentring(nn.Module):
             with torch.no_grad():
                 self.n_batches += 1
                 weight = max(self.momentum, 1 / self.n_batches.item())
-                self.running_mean.lerp_(mean, weight)
+                # Under autocast the batch's mean may be bfloat16 or float16.
+                self.running_mean.lerp_(mean.to(self.running_mean.dtype), weight)
             return x - mean
         return x - self.running_mean

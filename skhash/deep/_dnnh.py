@@ -41,8 +41,8 @@ class DNNHHasher(SupervisedHasherMixin, BaseDeepHasher):
         ``input_shape``), whose last convolution has ``slice_size * n_bits``
         maps, and an MLP for feature vectors.
     hidden_layer_sizes, input_shape, augmentation, preprocessing, num_workers, \
-feature_cache, max_epochs, batch_size, lr, backbone_lr, optimizer, device, \
-accelerator, callbacks, verbose, random_state
+feature_cache, max_epochs, batch_size, lr, backbone_lr, optimizer, device, precision, \
+channels_last, compile, accelerator, callbacks, verbose, random_state
         As in :class:`HashNetHasher`.
 
     Attributes
@@ -135,6 +135,9 @@ accelerator, callbacks, verbose, random_state
         backbone_lr=None,
         optimizer="adam",
         device="auto",
+        precision="float32",
+        channels_last=False,
+        compile=False,
         accelerator=None,
         callbacks=None,
         verbose=0,
@@ -160,6 +163,9 @@ accelerator, callbacks, verbose, random_state
         self.backbone_lr = backbone_lr
         self.optimizer = optimizer
         self.device = device
+        self.precision = precision
+        self.channels_last = channels_last
+        self.compile = compile
         self.accelerator = accelerator
         self.callbacks = callbacks
         self.verbose = verbose

@@ -25,6 +25,10 @@ the net is skorch's accelerated net, each process trains on its shard of every
 epoch's mini-batches and DistributedDataParallel keeps the replicas equal;
 after training the hasher keeps the unwrapped network in a plain net, so it
 encodes, pickles and loads like any other.
+
+Device settings (``precision``, ``channels_last``, ``compile``) change how
+the network computes, never what it holds: it keeps float32 weights, which
+are what is saved and exported (:mod:`._net`).
 """
 
 import copy
@@ -47,6 +51,9 @@ from ._inputs import IMAGE_PARAMETERS, ImageInputMixin
 from ._requires import require_deep
 
 _OPTIMIZERS = {"adam": "Adam", "sgd": "SGD"}
+_PRECISIONS = ("float32", "bfloat16", "float16")  # as torch names the dtypes
+# Files saved before these parameters existed.
+_DEVICE_PARAMETERS = {"precision": "float32", "channels_last": False, "compile": False}
 
 
 def _module_arrays(module):
@@ -62,7 +69,8 @@ def _module_arrays(module):
     arrays = {}
     for name, value in module.state_dict().items():
         if isinstance(value, torch.Tensor):
-            value = value.detach().to("cpu", copy=True)
+            # Contiguous: a channels-last weight is saved as any other.
+            value = value.detach().to("cpu", copy=True).contiguous()
             if value.dtype == torch.bfloat16:
                 # NumPy has no bfloat16; load_state_dict casts back exactly.
                 value = value.float()
@@ -159,6 +167,9 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
         "backbone_lr": [Interval(Real, 0, None, closed="neither"), None],
         "optimizer": [StrOptions(set(_OPTIMIZERS)), callable],
         "device": [str],
+        "precision": [StrOptions(set(_PRECISIONS))],
+        "channels_last": ["boolean"],
+        "compile": ["boolean"],
         # What skorch's AccelerateMixin and fit call: an accelerate.Accelerator.
         "accelerator": [
             HasMethods(
@@ -245,7 +256,9 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
         if accelerator is None:
             self.device_ = resolve_device(self.device)
         else:
+            self._check_accelerated_settings()
             self.device_ = str(accelerator.device)
+        self._check_precision()
         targets = self._targets(rows, y)
         self.net_ = self._skorch_net(
             self._network(), self.device_, accelerator=accelerator
@@ -257,6 +270,35 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
         if accelerator is not None:
             self.net_ = self._plain_net(self.net_)
         return self
+
+    def _check_accelerated_settings(self):
+        """Refuse what an ``accelerator`` does itself: two mixed-precision
+        (or compiling) mechanisms would wrap one another."""
+        if self.precision != "float32":
+            short = {"bfloat16": "bf16", "float16": "fp16"}[self.precision]
+            raise ValueError(
+                f"precision={self.precision!r} with an accelerator: mixed "
+                "precision is then the Accelerator's own; create it with "
+                f"Accelerator(mixed_precision={short!r}) and leave "
+                "precision='float32'."
+            )
+        if self.compile:
+            raise ValueError(
+                "compile=True with an accelerator: compiling is then the "
+                "Accelerator's own; create it with "
+                "Accelerator(dynamo_backend='inductor') and leave compile=False."
+            )
+
+    def _check_precision(self):
+        """Refuse, before training, a precision that the device's autocast
+        does not run (torch would warn and compute in float32)."""
+        if self.precision == "float32":
+            return
+        import torch
+
+        from ._net import autocast
+
+        autocast(torch.device(self.device_).type, self.precision)
 
     def _plain_net(self, trained):
         """The trained network and loss, unwrapped by skorch at the end of
@@ -307,14 +349,22 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
         from ._feature_cache import open_cache
         from ._images import Rows
         from ._modules import output_width
+        from ._net import EncodingBackbone
         from ._pretrained import extract_features
 
-        cache = open_cache(self, network.backbone)
+        backbone = network.backbone
+        if self.precision != "float32" or self.channels_last:
+            # Run as the network runs it; the settings also tell the cache's
+            # features apart. Not compiled: it runs once over the samples.
+            backbone = EncodingBackbone(
+                backbone, precision=self.precision, channels_last=self.channels_last
+            )
+        cache = open_cache(self, backbone)
         if cache is None:
             if streamed:
                 X = self._streamed(X, training=False)
             return extract_features(
-                network.backbone,
+                backbone,
                 X,
                 input_shape=network.input_shape,
                 device=self.device_,
@@ -322,7 +372,7 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
         return cache.features(
             X if streamed else Rows(X, network.input_shape),
             lambda subset: extract_features(
-                network.backbone,
+                backbone,
                 self._streamed(subset, training=False),
                 device=self.device_,
             ),
@@ -343,6 +393,11 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
             callbacks.append(("progress", ProgressBar()))
         callbacks += list(self.callbacks or [])
         Net, options = _HashingNet, {"device": device}
+        options |= {
+            "precision": self.precision,
+            "channels_last": self.channels_last,
+            "compile_network": self.compile,
+        }
         if accelerator is not None:
             # The accelerator places the network and the batches, unless told
             # not to; each process then uses its own device.
@@ -350,10 +405,17 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
             # skorch prints the epoch table through accelerator.print (the
             # main process only) whatever the verbosity: only when verbose.
             sink = getattr(accelerator, "print", print) if self.verbose else print
-            options = {
+            options |= {
                 "accelerator": accelerator,
                 "device": None if accelerator.device_placement else device,
                 "callbacks__print_log__sink": sink,
+            }
+        if device is not None and device.startswith("cuda"):
+            # Page-locked batches copy to the GPU faster (streamed images pin
+            # theirs in :mod:`._images` once CUDA is in use).
+            options |= {
+                "iterator_train__pin_memory": True,
+                "iterator_valid__pin_memory": True,
             }
         if self.backbone_lr is not None:
             # skorch's parameter groups, by name: the network's "backbone.*".
@@ -474,6 +536,8 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
             state.setdefault(name, default)
         state.setdefault("feature_cache", None)
         state.setdefault("backbone_lr", None)
+        for name, default in _DEVICE_PARAMETERS.items():
+            state.setdefault(name, default)
         super().__setstate__(state)
         if weights is not None:
             self.net_ = self._restored_net(weights, history)

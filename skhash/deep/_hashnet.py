@@ -89,6 +89,38 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         Optimiser.
     device : str, default="auto"
         Torch device; ``"auto"`` is CUDA when available, else the CPU.
+    precision : {"float32", "bfloat16", "float16"}, default="float32"
+        Arithmetic of the network: ``"bfloat16"`` and ``"float16"`` run its
+        forward passes and the loss under ``torch.autocast`` (automatic mixed
+        precision: matrix products and convolutions in 16 bits), in training
+        and in encoding (``transform``, and a frozen backbone's features);
+        ``"float16"`` scales the loss with ``torch.amp.GradScaler``, which
+        skips the steps whose gradients overflow. The weights stay float32
+        (what is saved, and what ``to_onnx`` exports: a model computing in
+        float32), and the codes are the signs of the outputs cast up to
+        float32, so they differ from float32's only where an output is near
+        zero. Meant for GPUs with 16-bit tensor cores. On the CPU, bfloat16
+        pays off for large networks on processors with native bfloat16
+        (AMX, AVX-512 BF16) and float16 is many times slower than float32
+        (the user guide has the measurements). A device whose autocast does
+        not run the precision is refused with a ``ValueError``. With an
+        ``accelerator``, use its own ``Accelerator(mixed_precision="bf16")``
+        instead.
+    channels_last : bool, default=False
+        Keep the convolution weights and the batches of images in torch's
+        channels-last memory format (NHWC), which cuDNN's tensor-core
+        kernels (and oneDNN on recent CPUs) prefer; the same values, in
+        another layout. No effect on networks of 2-D feature rows (the MLP
+        backbone) nor on linear layers.
+    compile : bool, default=False
+        Run the network through ``torch.compile`` in training and encoding
+        (not a frozen backbone's features, computed once). The first batches
+        pay the compilation (seconds to minutes); it needs a C++ compiler on
+        the CPU and Triton on CUDA, and ``fit`` raises a ``RuntimeError``
+        saying so where they are missing. ``net_.module_`` stays the
+        uncompiled network, which is what is saved and exported. With an
+        ``accelerator``, use its own ``Accelerator(dynamo_backend="inductor")``
+        instead.
     accelerator : accelerate.Accelerator, default=None
         Trains data-parallel on the processes and devices of a Hugging Face
         Accelerate ``Accelerator`` (several GPUs or machines; the script is
@@ -178,6 +210,9 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         backbone_lr=None,
         optimizer="adam",
         device="auto",
+        precision="float32",
+        channels_last=False,
+        compile=False,
         accelerator=None,
         callbacks=None,
         verbose=0,
@@ -201,6 +236,9 @@ class HashNetHasher(SupervisedHasherMixin, BaseDeepHasher):
         self.backbone_lr = backbone_lr
         self.optimizer = optimizer
         self.device = device
+        self.precision = precision
+        self.channels_last = channels_last
+        self.compile = compile
         self.accelerator = accelerator
         self.callbacks = callbacks
         self.verbose = verbose

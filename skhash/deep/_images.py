@@ -388,6 +388,7 @@ class StreamedData(torch.utils.data.Dataset):
             sampler=batches,
             batch_size=None,
             num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available() and torch.cuda.is_initialized(),
             # A loader draws its workers' seeds when iterated: in training
             # from torch's generator, as skorch's loaders over rows in memory
             # do (the same draws, hence the same batches); otherwise from

@@ -42,7 +42,8 @@ class OrthoHashHasher(SupervisedHasherMixin, BaseDeepHasher):
         two; see :class:`CSQHasher`).
     backbone, hidden_layer_sizes, input_shape, augmentation, preprocessing, \
 num_workers, feature_cache, max_epochs, batch_size, lr, backbone_lr, optimizer, \
-device, accelerator, callbacks, verbose, random_state
+device, precision, channels_last, compile, accelerator, callbacks, verbose, \
+random_state
         As in :class:`HashNetHasher`; ``random_state`` also draws the
         codebook.
 
@@ -125,6 +126,9 @@ device, accelerator, callbacks, verbose, random_state
         backbone_lr=None,
         optimizer="adam",
         device="auto",
+        precision="float32",
+        channels_last=False,
+        compile=False,
         accelerator=None,
         callbacks=None,
         verbose=0,
@@ -148,6 +152,9 @@ device, accelerator, callbacks, verbose, random_state
         self.backbone_lr = backbone_lr
         self.optimizer = optimizer
         self.device = device
+        self.precision = precision
+        self.channels_last = channels_last
+        self.compile = compile
         self.accelerator = accelerator
         self.callbacks = callbacks
         self.verbose = verbose

@@ -225,10 +225,11 @@ class HammingIndex:
         # means every code, and must cost no more than that.
         radius = min(check_count(radius, "radius", minimum=0), self.n_bits)
         name = self.backend
-        if self.uses_multi_index(radius, self._algorithm(algorithm)):
+        n_jobs = self._threads(n_jobs)
+        if self.uses_multi_index(radius, self._algorithm(algorithm), n_jobs):
             name = "multi_index"
         found = self._engine(name).radius_neighbors(
-            queries, radius, n_jobs=self._threads(n_jobs), by_dist=sort
+            queries, radius, n_jobs=n_jobs, by_dist=sort
         )
         return found if exclude is None else drop_rows(*found, exclude)
 
@@ -241,13 +242,17 @@ class HammingIndex:
             algorithm == "auto" and self.backend == "numba"
         )
 
-    def uses_multi_index(self, radius, algorithm=None):
-        """Whether a radius search goes through the multi-index tables."""
+    def uses_multi_index(self, radius, algorithm=None, n_jobs=None):
+        """Whether a radius search goes through the multi-index tables (under
+        ``"auto"``, the first table is built, or mapped tables checked, on
+        ``n_jobs`` threads to decide)."""
         algorithm = self._algorithm(algorithm)
         if algorithm != "auto":
             return algorithm == "multi_index"
         return self.may_use_tables(algorithm) and (
-            self._engine("multi_index").cheaper_than_scan(radius)
+            self._engine("multi_index").cheaper_than_scan(
+                radius, n_jobs=self._threads(n_jobs)
+            )
         )
 
     def search_costs(self):

@@ -541,16 +541,17 @@ class MultiIndex(SearchIndex):
                 self.per_probe = self._codes_per_probe(offsets[0])
         return offsets
 
-    def estimated_cost(self, radius):
+    def estimated_cost(self, radius, n_jobs=1):
         """(multi-index cost, scan cost) of one query, in scanned words.
 
         Candidates are estimated from the first table's buckets: a query like
         the database codes meets ``sum(bucket_size ** 2) / n_codes`` codes per
         probe, so skewed (clustered) codes count as the expensive case they are.
+        Building that table (or checking mapped ones) uses ``n_jobs`` threads.
         """
         n_codes, n_words = self.words.shape
         if self.per_probe is None:
-            self._ensure_tables(1)
+            self._ensure_tables(1, n_jobs)
             self.per_probe = self._codes_per_probe(self.offsets[0])
         per_probe = self.per_probe
         probes = sum(
@@ -562,7 +563,7 @@ class MultiIndex(SearchIndex):
         )
         return cost, float(n_codes * n_words)
 
-    def cheaper_than_scan(self, radius):
+    def cheaper_than_scan(self, radius, n_jobs=1):
         """The automatic rule: whether the estimated cost is under a scan's.
 
         Cost is counted in scanned words: a scan reads ``n_codes * n_words``;
@@ -571,7 +572,7 @@ class MultiIndex(SearchIndex):
         counted exactly from the probe plan and candidates estimated from the
         bucket occupancy.
         """
-        multi_index_cost, scan_cost = self.estimated_cost(radius)
+        multi_index_cost, scan_cost = self.estimated_cost(radius, n_jobs)
         return multi_index_cost < scan_cost
 
     def knn_cost(self, kth_distance):

@@ -179,6 +179,8 @@ def test_mapped_tables_are_checked_all_at_once_and_once(tmp_path, monkeypatch):
 
     def counted(words, starts, lengths, offsets, ids, tables, n_jobs):
         checked.append(list(tables))
+        # On the search's threads, even when "auto" checks them to decide.
+        assert n_jobs == 2
         return match(words, starts, lengths, offsets, ids, tables, n_jobs)
 
     monkeypatch.setattr(_multi_index, "tables_match", counted)

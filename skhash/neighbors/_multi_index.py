@@ -14,10 +14,11 @@ and each probe meets about one code, so the cost does not grow with the
 database as a scan's does.
 
 A radius below ``m - 1`` probes only ``r + 1`` tables, each exactly, and
-needs no more than ``r + 1`` disjoint substrings: it gets tables of its own,
-of substrings as long as the code allows, hashed into as many buckets
-(:meth:`MultiIndex.radius_tables`), which codes that share short substrings
-without being near (clustered codes) share far less.
+needs no more than ``r + 1`` disjoint substrings: where codes share short
+substrings without being near (clustered codes, whose first table is
+crowded) it gets tables of its own, of substrings as long as the code
+allows, hashed into as many buckets (:meth:`MultiIndex.radius_tables`),
+which such codes share far less.
 
 Tables are built on first use (a counting sort, linear in the database), kept,
 and saved with a fitted ``HammingNeighbors``; see
@@ -503,6 +504,23 @@ class MultiIndex(SearchIndex):
             )
         self.built[tables] = True
 
+    def _first_table_per_probe(self, n_jobs=1):
+        """Expected codes in a probed bucket of the first table, built (or
+        its mapped tables checked) on ``n_jobs`` threads if need be."""
+        if self.per_probe is None:
+            self._ensure_tables(1, n_jobs)
+            self.per_probe = self._codes_per_probe(self.offsets[0])
+        return self.per_probe
+
+    def crowded(self, n_jobs=1):
+        """Whether the first table's buckets hold more than twice what those
+        of uniform random codes would: codes that share short substrings
+        without being near, as clustered ones do. Only then do a radius's
+        long substrings pay (:meth:`radius_tables`); on uniform codes they
+        meet as many codes, at the cost of a hash."""
+        uniform = 1 + len(self.codes) / 2 ** int(self.lengths[0])
+        return self._first_table_per_probe(n_jobs) > 2 * uniform
+
     def _codes_per_probe(self, offsets):
         """Expected codes in a probed bucket of the first table, given its
         bucket offsets (see :meth:`estimated_cost`)."""
@@ -550,10 +568,7 @@ class MultiIndex(SearchIndex):
         Building that table (or checking mapped ones) uses ``n_jobs`` threads.
         """
         n_codes, n_words = self.words.shape
-        if self.per_probe is None:
-            self._ensure_tables(1, n_jobs)
-            self.per_probe = self._codes_per_probe(self.offsets[0])
-        per_probe = self.per_probe
+        per_probe = self._first_table_per_probe(n_jobs)
         probes = sum(
             sum(math.comb(int(self.lengths[u]), t) for t in range(r + 1))
             for u, r in enumerate(self.probe_plan(radius))
@@ -661,13 +676,14 @@ class MultiIndex(SearchIndex):
         whose short substrings many unrelated codes share, these meet far
         fewer candidates (2.8 to 12 times faster queries in
         ``benchmarks/results/radius_tables.md``); on uniform random codes as
-        many, at 0.7 to 1.2 times the speed. They are built in memory once
-        per radius
-        and never saved; tables mapped from files are used as they are, since
-        building more would read the whole database.
+        many, at a hash's cost: they are used where the first table is
+        :meth:`crowded`. They are built in memory once per radius
+        and never saved; tables mapped from files are used as they are,
+        since building more would read the whole database.
         """
         plan = self.probe_plan(radius)
-        if self._mapped or radius + 1 >= self.n_tables:
+        short = self._mapped or radius + 1 >= self.n_tables
+        if short or not self.crowded(n_jobs):
             self._ensure_tables(len(plan), n_jobs)
             return self.starts, self.lengths, plan, self.offsets, self.ids, 0
         with self._lock:

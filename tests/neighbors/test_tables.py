@@ -302,6 +302,23 @@ def test_hashed_tables_meet_fewer_candidates_on_clustered_codes():
     assert met(*short, 0) > 8 * met(*index.radius_tables(2))
 
 
+def test_hashed_tables_only_where_the_first_table_is_crowded():
+    # Uniform random codes meet as many codes in long substrings' buckets as
+    # in short ones', at the cost of a hash: they keep the short tables.
+    rng = np.random.default_rng(0)
+    uniform = rng.integers(0, 256, (20_000, 16), np.uint8)
+    clustered = _clustered(20_000, n_bytes=16)
+    for codes, crowded in ((uniform, False), (clustered, True)):
+        nn = HammingNeighbors(algorithm="multi_index").fit(codes)
+        got = nn.radius_neighbors(codes[:300], 2)
+        want = HammingNeighbors(algorithm="brute").fit(codes)
+        for g, w in zip(got, want.radius_neighbors(codes[:300], 2), strict=True):
+            np.testing.assert_array_equal(np.concatenate(g), np.concatenate(w))
+        engine = nn.index_._engines["multi_index"]
+        assert engine.crowded() == crowded
+        assert (2 in engine._hashed) == crowded
+
+
 def test_mapped_tables_build_no_hashed_tables(tmp_path):
     # Building tables for a reopened index would read its whole database.
     codes = _clustered(3000, n_bytes=16)

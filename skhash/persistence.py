@@ -75,7 +75,7 @@ def get_trusted_types():
      'skhash.classical._lsh.LSHHasher',
      'skhash.classical._sign.SignHasher',
      'skhash.classical._spectral.SpectralHasher',
-     'skhash.classical._sth.STHHasher', 'skhash.deep._csq.CSQHasher',
+     'skhash.classical._ssh.SSHHasher', 'skhash.classical._sth.STHHasher', 'skhash.deep._csq.CSQHasher',
      'skhash.deep._dnnh.DNNHHasher', 'skhash.deep._dpn.DPNHasher',
      'skhash.deep._dsh.DSHHasher', 'skhash.deep._dsth.DSTHHasher',
      'skhash.deep._greedyhash.GreedyHashHasher',

@@ -37,7 +37,6 @@ from ._numba_common import compile_once, grow, popcount, prefetch, read_only
 from ._snapshot import digest, mapped_path
 from ._tables import (
     FILE_BUILD_BUDGET,
-    build_hashed_table,
     build_table,
     hashed_layout,
     layout,
@@ -699,9 +698,10 @@ class MultiIndex(SearchIndex):
         ids = np.empty((radius + 1, len(self.codes)), np.int32)
 
         def build(u, _):
-            offsets[u], ids[u] = build_hashed_table(
-                self.words, starts[u], lengths[u], hash_bits
-            )
+            build_table(
+                self.words, starts[u], lengths[u], offsets[u], ids[u],
+                hash_bits=hash_bits,
+            )  # fmt: skip
 
         run_blocks(build, [(u, u + 1) for u in range(radius + 1)], n_jobs)
         return starts, lengths, np.zeros(radius + 1, np.int64), offsets, ids, hash_bits
@@ -764,7 +764,6 @@ def _database_kinds():
 
 def _first_calls():
     for query_words, words in _database_kinds():
-        build_hashed_table(words, 0, 4, 2)
         starts, lengths, offsets, ids = _first_tables(words)
         plan = probe_plan(1, len(lengths))
         for by_dist in (False, True):

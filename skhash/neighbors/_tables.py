@@ -71,24 +71,6 @@ def bucket(key, hash_bits):
 
 
 @njit(cache=True, nogil=True)
-def _hashed_buckets(words, start, length, hash_bits):
-    buckets = np.empty(words.shape[0], np.int64)
-    for j in range(words.shape[0]):
-        buckets[j] = bucket(key(words, j, start, length), hash_bits)
-    return buckets
-
-
-def build_hashed_table(words, start, length, hash_bits):
-    """(offsets, ids) of the table of one substring whose keys are hashed on
-    ``hash_bits`` bits: the ids sorted by bucket, stably, in memory."""
-    buckets = _hashed_buckets(words, start, length, hash_bits)
-    ids = np.argsort(buckets, kind="stable").astype(np.int32)
-    offsets = np.zeros(2**hash_bits + 1, np.int32)
-    np.cumsum(np.bincount(buckets, minlength=2**hash_bits), out=offsets[1:])
-    return offsets, ids
-
-
-@njit(cache=True, nogil=True)
 def key(words, row, start, length):
     """Bits start..start+length of a code, as an integer."""
     w, shift = start // 64, start % 64
@@ -99,23 +81,24 @@ def key(words, row, start, length):
 
 
 @njit(cache=True, nogil=True)
-def count_buckets(words, start, length, offsets):
-    """Bucket offsets of one substring into ``offsets`` (2 ** length + 1)."""
+def count_buckets(words, start, length, offsets, hash_bits):
+    """Bucket offsets of one substring into ``offsets`` (2 ** length + 1, or
+    2 ** hash_bits + 1 for a hashed table: see :func:`bucket`)."""
     offsets[:] = 0
     for j in range(words.shape[0]):
-        offsets[key(words, j, start, length) + 1] += 1
+        offsets[bucket(key(words, j, start, length), hash_bits) + 1] += 1
     for b in range(1, len(offsets)):
         offsets[b] += offsets[b - 1]
 
 
 @njit(cache=True, nogil=True)
-def fill_range(words, start, length, offsets, first, ids):
+def fill_range(words, start, length, offsets, first, ids, hash_bits):
     """The ids at positions ``first .. first + len(ids)`` of the table whose
     bucket offsets are given (a stable counting sort, restricted)."""
     fill = offsets[:-1].copy()
     last = first + len(ids)
     for j in range(words.shape[0]):
-        b = key(words, j, start, length)
+        b = bucket(key(words, j, start, length), hash_bits)
         position = fill[b]
         fill[b] += 1
         if first <= position < last:
@@ -190,30 +173,31 @@ def _table_fingerprint(offsets, ids, length, point, first, last):
     return _times(p0, p1)
 
 
-def _row_offsets(words, start, length, n_columns):
+def _row_offsets(words, start, length, n_columns, hash_bits):
     """Bucket offsets of one table, padded with the number of codes to the
     width of the longest substring's."""
     offsets = np.empty(n_columns, np.int32)
-    n_buckets = 2 ** int(length)
+    n_buckets = 2 ** int(hash_bits or length)
     offsets[n_buckets + 1 :] = len(words)
-    count_buckets(words, start, length, offsets[: n_buckets + 1])
+    count_buckets(words, start, length, offsets[: n_buckets + 1], hash_bits)
     return offsets
 
 
-def build_table(words, start, length, offsets, ids, *, budget=None):
+def build_table(words, start, length, offsets, ids, *, budget=None, hash_bits=0):
     """Build one table into ``offsets`` and ``ids``, which may be mapped from
     a file: in one pass when ``ids`` is in memory (``budget=None``), else in
     passes that each fill a buffer of at most ``budget`` bytes and write it in
-    order, so memory stays bounded whatever the number of codes."""
-    offsets[:] = _row_offsets(words, start, length, len(offsets))
+    order, so memory stays bounded whatever the number of codes. With
+    ``hash_bits``, the buckets are the substrings' hashes (:func:`bucket`)."""
+    offsets[:] = _row_offsets(words, start, length, len(offsets), hash_bits)
     if budget is None:
-        fill_range(words, start, length, offsets, 0, ids)
+        fill_range(words, start, length, offsets, 0, ids, hash_bits)
         return
     per_pass = max(1, budget // ids.itemsize)
     buffer = np.empty(min(per_pass, len(ids)), ids.dtype)
     for first in range(0, len(ids), per_pass):
         part = buffer[: min(per_pass, len(ids) - first)]
-        fill_range(words, start, length, offsets, first, part)
+        fill_range(words, start, length, offsets, first, part, hash_bits)
         ids[first : first + len(part)] = part
 
 

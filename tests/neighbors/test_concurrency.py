@@ -83,7 +83,8 @@ def test_multi_index_tables_are_built_once_under_contention(monkeypatch):
     build = _multi_index.build_table
 
     def slow_build(words, start, length, offsets, ids, **options):
-        built.append(int(start))
+        # A table is its substring and its buckets (a radius's own hashed).
+        built.append((int(start), int(length), options.get("hash_bits", 0)))
         time.sleep(0.05)  # widen the window in which a racing thread would enter
         build(words, start, length, offsets, ids, **options)
 

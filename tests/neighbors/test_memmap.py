@@ -82,7 +82,6 @@ def test_warm_up_compiles_what_a_mapped_database_needs(tmp_path):
         _tables.fill_range,
         _tables._codes_fingerprints,
         _tables._table_fingerprint,
-        _tables._hashed_buckets,
         _multi_index._search_block,
         _multi_index._knn_block,
     ]

@@ -63,9 +63,9 @@ def test_building_in_passes_gives_the_same_table(budget, monkeypatch):
     filled = []
     fill = _tables.fill_range
 
-    def counted_fill(words, start, length, offsets, first, part):
+    def counted_fill(words, start, length, offsets, first, part, hash_bits):
         filled.append(len(part))
-        fill(words, start, length, offsets, first, part)
+        fill(words, start, length, offsets, first, part, hash_bits)
 
     monkeypatch.setattr(_tables, "fill_range", counted_fill)
     in_passes = np.full_like(ids, -1)
@@ -234,7 +234,9 @@ def test_a_hashed_table_is_the_codes_sorted_by_hashed_substring(n_bytes, radius)
     assert (starts == np.arange(radius + 1) * lengths[0]).all()
     bits = np.unpackbits(codes, axis=1, bitorder="little")
     for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
-        offsets, ids = _tables.build_hashed_table(words, start, length, 9)
+        offsets = np.empty(2**9 + 1, np.int32)
+        ids = np.empty(len(codes), np.int32)
+        _tables.build_table(words, start, length, offsets, ids, hash_bits=9)
         # Fibonacci hashing in Python's integers: the top 9 bits of the key
         # times 2^64 / phi, modulo 2^64; rows sorted by (bucket, row).
         keys = [

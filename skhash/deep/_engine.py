@@ -47,13 +47,23 @@ from ..base import BaseHasher
 from ..utils._param_validation import Interval
 from ..utils._torch import loading_device, resolve_device
 from . import _transforms
-from ._inputs import IMAGE_PARAMETERS, ImageInputMixin
+from ._inputs import ImageInputMixin
 from ._requires import require_deep
 
 _OPTIMIZERS = {"adam": "Adam", "sgd": "SGD"}
 _PRECISIONS = ("float32", "bfloat16", "float16")  # as torch names the dtypes
-# Files saved before these parameters existed.
-_DEVICE_PARAMETERS = {"precision": "float32", "channels_last": False, "compile": False}
+# Parameters added after the first release, with the defaults that a file
+# saved before they existed gets.
+_ADDED_PARAMETERS = {
+    "augmentation": None,
+    "preprocessing": None,
+    "num_workers": 0,
+    "feature_cache": None,
+    "backbone_lr": None,
+    "precision": "float32",
+    "channels_last": False,
+    "compile": False,
+}
 
 
 def _module_arrays(module):
@@ -531,13 +541,7 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
         for name in ("augmentation", "preprocessing"):
             if _transforms.is_transform_state(state.get(name)):
                 state[name] = _transforms.transform_from_state(state[name])
-        # Files saved before these parameters existed.
-        for name, default in IMAGE_PARAMETERS.items():
-            state.setdefault(name, default)
-        state.setdefault("feature_cache", None)
-        state.setdefault("backbone_lr", None)
-        for name, default in _DEVICE_PARAMETERS.items():
-            state.setdefault(name, default)
+        state = {**_ADDED_PARAMETERS, **state}
         super().__setstate__(state)
         if weights is not None:
             self.net_ = self._restored_net(weights, history)

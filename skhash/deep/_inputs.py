@@ -23,10 +23,6 @@ from ..codes import n_bytes_for, pack_codes
 from ..utils._param_validation import Interval
 from ._requires import require_deep
 
-# The parameters of image input that every deep hasher takes, with their
-# defaults: those of a file saved before they existed.
-IMAGE_PARAMETERS = {"augmentation": None, "preprocessing": None, "num_workers": 0}
-
 
 class ImageInputMixin:
     """``fit`` and ``transform`` of the deep hashers over rows or images.

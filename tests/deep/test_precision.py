@@ -432,15 +432,27 @@ def test_bad_values_are_clear_errors(params, digits):
         HashNetHasher(**FAST, **params).fit(X, y)
 
 
-def test_files_saved_before_the_settings_load_with_their_defaults(digits):
+def test_files_saved_before_the_later_parameters_load_with_their_defaults(digits):
+    # Every parameter added after the first release: image input, the feature
+    # cache, the backbone's learning rate, then these settings.
     X, y = digits
     hasher = HashNetHasher(random_state=0, **FAST).fit(X, y)
     _, args, state = hasher.__reduce_ex__(2)
-    for name in ("precision", "channels_last", "compile"):
+    defaults = {
+        "augmentation": None,
+        "preprocessing": None,
+        "num_workers": 0,
+        "feature_cache": None,
+        "backbone_lr": None,
+        "precision": "float32",
+        "channels_last": False,
+        "compile": False,
+    }
+    for name in defaults:
         del state[name]
     old = HashNetHasher.__new__(HashNetHasher)
     old.__setstate__(state)
-    assert (old.precision, old.channels_last, old.compile) == ("float32", False, False)
+    assert {name: getattr(old, name) for name in defaults} == defaults
     np.testing.assert_array_equal(old.transform(X), hasher.transform(X))
 
 

@@ -33,6 +33,7 @@ are what is saved and exported (:mod:`._net`).
 
 import copy
 import copyreg
+import inspect
 import math
 import os
 from contextlib import contextmanager
@@ -52,18 +53,6 @@ from ._requires import require_deep
 
 _OPTIMIZERS = {"adam": "Adam", "sgd": "SGD"}
 _PRECISIONS = ("float32", "bfloat16", "float16")  # as torch names the dtypes
-# Parameters added after the first release, with the defaults that a file
-# saved before they existed gets.
-_ADDED_PARAMETERS = {
-    "augmentation": None,
-    "preprocessing": None,
-    "num_workers": 0,
-    "feature_cache": None,
-    "backbone_lr": None,
-    "precision": "float32",
-    "channels_last": False,
-    "compile": False,
-}
 
 
 def _module_arrays(module):
@@ -163,6 +152,19 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
     ``preprocessing`` other than skhash's transforms (:mod:`._transforms`),
     which skops files hold as data.
     """
+
+    # Parameters added after the first release: a file saved before them
+    # loads with their defaults. A hasher adds its own.
+    _added_parameters = (
+        "augmentation",
+        "preprocessing",
+        "num_workers",
+        "feature_cache",
+        "backbone_lr",
+        "precision",
+        "channels_last",
+        "compile",
+    )
 
     _parameter_constraints = {
         **BaseHasher._parameter_constraints,
@@ -541,7 +543,13 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
         for name in ("augmentation", "preprocessing"):
             if _transforms.is_transform_state(state.get(name)):
                 state[name] = _transforms.transform_from_state(state[name])
-        state = {**_ADDED_PARAMETERS, **state}
+        defaults = inspect.signature(type(self).__init__).parameters
+        added = {
+            name: defaults[name].default
+            for name in self._added_parameters
+            if name in defaults  # a subclass may not take them all
+        }
+        state = {**added, **state}
         super().__setstate__(state)
         if weights is not None:
             self.net_ = self._restored_net(weights, history)

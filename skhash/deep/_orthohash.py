@@ -137,6 +137,13 @@ random_state
     (1797, 2)
     """
 
+    _added_parameters = (
+        *BaseDeepHasher._added_parameters,
+        "contrastive",
+        "temperature",
+        "max_shift",
+    )
+
     _parameter_constraints = {
         **BaseDeepHasher._parameter_constraints,
         "scale": [Interval(Real, 0, None, closed="neither")],
@@ -222,12 +229,6 @@ random_state
 
         return nn.Sequential(
             nn.Linear(in_features, self.n_bits, bias=False), CodeBatchNorm(self.n_bits)
-        )
-
-    def __setstate__(self, state):
-        # Files saved before the contrastive term existed.
-        super().__setstate__(
-            {"contrastive": 0.0, "temperature": 0.3, "max_shift": 0.15, **state}
         )
 
     def _network(self, n_features=None):

@@ -11,6 +11,7 @@ import pytest
 da = pytest.importorskip("dask.array")
 
 import dask  # noqa: E402
+from distributed import futures_of  # noqa: E402
 
 import skhash  # noqa: E402
 from skhash.codes import pack_codes  # noqa: E402
@@ -69,9 +70,14 @@ def test_a_saved_index_reopens_on_another_cluster(
         np.testing.assert_array_equal(reopened.shard_offsets_, nn.shard_offsets_)
         np.testing.assert_array_equal(reopened.classes_, nn.classes_)
         _same_answers(reopened, local, Q)
-        # Each shard is mapped from its files, not rebuilt.
-        mapped_from = dask.compute(dask.delayed(_mapped_from)(reopened._shards[0]))
-        assert mapped_from[0].startswith(str(tmp_path / "index"))
+        # Each shard is mapped from its files, not rebuilt. Asked on the
+        # worker that holds it: elsewhere, Dask would hand over a copy.
+        (shard,) = futures_of(reopened._shards[0])
+        holder = other.who_has([shard])[shard.key][0]
+        mapped_from = other.submit(
+            _mapped_from, shard, workers=[holder], allow_other_workers=False
+        ).result()
+        assert mapped_from.startswith(str(tmp_path / "index"))
 
 
 def test_a_sharded_index_reopens_on_fewer_workers_and_without_a_cluster(

@@ -840,15 +840,15 @@ def test_evaluate_fits_once_and_scores_every_protocol(bench_protocols):
 def test_deep_rows_build_the_backbone_their_name_says(bench_protocols):
     # A row's name is what its table reports: a "-cnn" row that trained an
     # MLP would be read as a convolutional result.
-    assert bench_protocols.CNN and bench_protocols.DEEP
-    for group, backbone, shape in (("CNN", "cnn", (1, 28, 28)), ("DEEP", "mlp", None)):
-        for name in getattr(bench_protocols, group):
-            factory = bench_protocols.METHODS[name][0]
-            params = factory(16, 3).get_params()
+    cnn, mlp = bench_protocols.CNN, bench_protocols.DEEP
+    assert cnn and mlp
+    for names, backbone in ((cnn, "cnn"), (mlp, "mlp")):
+        for name in names:
+            params = bench_protocols.METHODS[name][0](16, 3).get_params()
             assert params["backbone"] == backbone, name
             assert params["max_epochs"] == 20 and params["random_state"] == 3, name
-            if shape is not None:
-                assert params["input_shape"] == shape, name
+            if backbone == "cnn":
+                assert params["input_shape"] == (1, 28, 28), name
 
 
 # --- make_hashing_blobs ------------------------------------------------------

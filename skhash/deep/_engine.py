@@ -544,11 +544,7 @@ class BaseDeepHasher(ImageInputMixin, BaseHasher):
             if _transforms.is_transform_state(state.get(name)):
                 state[name] = _transforms.transform_from_state(state[name])
         defaults = inspect.signature(type(self).__init__).parameters
-        added = {
-            name: defaults[name].default
-            for name in self._added_parameters
-            if name in defaults  # a subclass may not take them all
-        }
+        added = {name: defaults[name].default for name in self._added_parameters}
         state = {**added, **state}
         super().__setstate__(state)
         if weights is not None:

@@ -30,14 +30,19 @@ rotated defaults (``sth``, ``dsth-mlp``; ``sth_rotation.md``)::
 
     python benchmarks/bench_protocols.py [--datasets mnist-5k fashion-mnist] \\
         [--methods ...] [--bits 16 32 64] [--seeds 0 1 2] \\
-        [--unseen-classes 3 | --unseen-labels 7 8 9] [--output FILE]
+        [--unseen-classes 3 | --unseen-labels 7 8 9] [--params NAME=VALUE ...] \\
+        [--output FILE]
 
 prints every seed's row as it comes and rewrites ``FILE`` (default
 ``benchmarks/results/protocols_four.md``) after each method and code length:
 the mean ± std table, then the per-seed numbers it comes from.
+``--params`` sets parameters of every method's estimator (``set_params``) over
+its row's settings, to compare settings on the same splits; the rows are named
+with them.
 """
 
 import argparse
+import ast
 import os
 import platform
 import sys
@@ -306,27 +311,47 @@ class _Splits:
         return sorted(set(self.four(seed)["unseen@unseen"].y_query.tolist()))
 
 
-def run_method(X, splits, name, n_bits, seed):
-    """One seed of one method at one code length, under every protocol.
+def parse_params(assignments):
+    """``["scale=4", "codebook=hadamard"]`` -> ``{"scale": 4, "codebook":
+    "hadamard"}``: each value a Python literal, else the string as written."""
+    params = {}
+    for assignment in assignments:
+        name, sign, value = assignment.partition("=")
+        if not sign or not name.isidentifier():
+            raise ValueError(f"expected NAME=VALUE; got {assignment!r}")
+        try:
+            params[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[name] = value
+    return params
+
+
+def run_method(X, splits, name, n_bits, seed, params=None):
+    """One seed of one method at one code length, under every protocol,
+    with ``params`` set on its estimator over the row's settings.
 
     Returns each protocol's tie-aware MAP, the fit time (both fits' with
     "standard") and the code length ("7/10": the seen classes' and every
     class's one-hot codes).
     """
     factory, supervised, _ = METHODS[name]
+
+    def build():
+        return factory(n_bits, seed).set_params(**(params or {}))
+
     threads = 1 if name in ONE_THREAD else None
     four = {p: s for p, s in splits.four(seed).items() if p in splits.protocols}
     result, bits = {"fit s": 0.0}, []
     with threadpool_limits(threads):
         if four:
-            scores = evaluate(factory(n_bits, seed), X, four, supervised=supervised)
+            scores = evaluate(build(), X, four, supervised=supervised)
             bits.append(scores.pop("bits"))
             result["fit s"] += scores.pop("fit s")
             result.update(scores)
         if "standard" in splits.protocols:
             # As in bench_retrieval: unsupervised methods fit on the database.
             scores = evaluate(
-                factory(n_bits, seed),
+                build(),
                 X,
                 {"standard": splits.standard(seed)},
                 supervised=supervised,
@@ -342,14 +367,15 @@ def run_method(X, splits, name, n_bits, seed):
 # --- the report --------------------------------------------------------------
 
 
-def _rows(X, splits, dataset, name, n_bits, seeds):
+def _rows(X, splits, dataset, name, n_bits, seeds, params):
     """Markdown rows of one method and code length: mean ± std, then per seed."""
     bits, seed_rows = {}, []
+    label = " ".join([name, *(f"{key}={value!r}" for key, value in params.items())])
 
     def run(seed):
-        result = run_method(X, splits, name, n_bits, seed)
+        result = run_method(X, splits, name, n_bits, seed, params)
         bits[seed] = result.pop("bits")
-        row = [dataset, name, bits[seed], str(seed)]
+        row = [dataset, label, bits[seed], str(seed)]
         row.append(" ".join(map(str, splits.unseen_labels(seed))))
         row += [f"{result[p]:.4f}" for p in splits.protocols]
         row.append(f"{result['fit s']:.1f}")
@@ -358,7 +384,7 @@ def _rows(X, splits, dataset, name, n_bits, seeds):
         return result
 
     spread = over_seeds(run, seeds)
-    row = [dataset, name, bits[seeds[0]], str(len(seeds))]
+    row = [dataset, label, bits[seeds[0]], str(len(seeds))]
     row += [format_mean_std(spread[p]) for p in splits.protocols]
     row.append(f"{np.mean(spread['fit s']):.1f}")
     print(f"{'| ' + ' | '.join(row) + ' |'}", flush=True)
@@ -430,6 +456,13 @@ def main(argv=None):
         help="these unseen classes for every seed",
     )
     parser.add_argument(
+        "--params",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set these parameters of every method's estimator",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         default=Path(__file__).parent / "results" / "protocols_four.md",
@@ -445,6 +478,9 @@ def main(argv=None):
         dict.fromkeys(m for name in args.methods for m in groups.get(name, [name]))
     )
     protocols = [p for p in PROTOCOLS if p in args.protocols]
+    params = parse_params(args.params)
+    for name in methods:  # a name no estimator takes fails now, not after a load
+        METHODS[name][0](16, 0).set_params(**params)
     unseen = args.unseen_labels or args.unseen_classes
 
     header = [_header(argv), ""]
@@ -471,7 +507,7 @@ def main(argv=None):
         for name in methods:
             lengths = args.bits if METHODS[name][2] else [None]
             for n_bits in lengths:
-                rows = _rows(X, splits, dataset, name, n_bits, args.seeds)
+                rows = _rows(X, splits, dataset, name, n_bits, args.seeds, params)
                 summary_rows.append(rows[0])
                 seed_rows.extend(rows[1:])
                 lines = header + [""] + _tables(summary_rows, seed_rows, protocols)

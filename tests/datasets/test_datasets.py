@@ -837,6 +837,30 @@ def test_evaluate_fits_once_and_scores_every_protocol(bench_protocols):
     assert scores["bits"] == 16 and scores["fit s"] >= 0
 
 
+def test_parse_params(bench_protocols):
+    assert bench_protocols.parse_params(
+        ["scale=4", "hidden_layer_sizes=(512,)", "codebook=hadamard", "lr=1e-3"]
+    ) == {"scale": 4, "hidden_layer_sizes": (512,), "codebook": "hadamard", "lr": 1e-3}
+    for bad in ("scale", "=4", "two words=1"):
+        with pytest.raises(ValueError, match="NAME=VALUE"):
+            bench_protocols.parse_params([bad])
+
+
+def test_run_method_sets_params_over_the_rows_settings(bench_protocols):
+    X, y = load_digits(return_X_y=True)
+    protocols = ["seen@seen", "unseen@all"]
+    splits = bench_protocols._Splits(y, 10, 50, 3, protocols)
+    result = bench_protocols.run_method(X, splits, "lsh", 16, 0, {"random_state": 5})
+    four = {p: s for p, s in splits.four(0).items() if p in protocols}
+    expected = bench_protocols.evaluate(
+        LSHHasher(16, random_state=5), X, four, supervised=False
+    )
+    unset = bench_protocols.run_method(X, splits, "lsh", 16, 0)
+    for protocol in protocols:
+        assert result[protocol] == pytest.approx(expected[protocol]), protocol
+    assert [unset[p] for p in protocols] != [result[p] for p in protocols]
+
+
 def test_deep_rows_build_the_backbone_their_name_says(bench_protocols):
     # A row's name is what its table reports: a "-cnn" row that trained an
     # MLP would be read as a convolutional result.

@@ -274,7 +274,7 @@ def evaluate(hasher, X, splits, *, supervised, train_on_database=False):
     return result
 
 
-class _Splits:
+class Splits:
     """Every seed's splits of one data set, as row indices, drawn once."""
 
     def __init__(self, y, n_queries, n_train, unseen, protocols):
@@ -489,7 +489,7 @@ def main(argv=None):
         load, n_queries, n_train = DATASETS[dataset]
         X, y = load()
         X = (X / 255).astype(np.float32)
-        splits = _Splits(y, n_queries, n_train, unseen, protocols)
+        splits = Splits(y, n_queries, n_train, unseen, protocols)
         draws = "; ".join(
             f"seed {seed}: {splits.unseen_labels(seed)}" for seed in args.seeds
         )

@@ -849,7 +849,7 @@ def test_parse_params(bench_protocols):
 def test_run_method_sets_params_over_the_rows_settings(bench_protocols):
     X, y = load_digits(return_X_y=True)
     protocols = ["seen@seen", "unseen@all"]
-    splits = bench_protocols._Splits(y, 10, 50, 3, protocols)
+    splits = bench_protocols.Splits(y, 10, 50, 3, protocols)
     result = bench_protocols.run_method(X, splits, "lsh", 16, 0, {"random_state": 5})
     four = {p: s for p, s in splits.four(0).items() if p in protocols}
     expected = bench_protocols.evaluate(

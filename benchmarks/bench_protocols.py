@@ -479,7 +479,7 @@ def main(argv=None):
     )
     protocols = [p for p in PROTOCOLS if p in args.protocols]
     params = parse_params(args.params)
-    for name in methods:  # a name no estimator takes fails now, not after a load
+    for name in methods:  # a parameter one of them lacks fails now, not after a load
         METHODS[name][0](16, 0).set_params(**params)
     unseen = args.unseen_labels or args.unseen_classes
 

@@ -319,6 +319,8 @@ def parse_params(assignments):
         name, sign, value = assignment.partition("=")
         if not sign or not name.isidentifier():
             raise ValueError(f"expected NAME=VALUE; got {assignment!r}")
+        if name in params:
+            raise ValueError(f"{name} is set twice")
         try:
             params[name] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

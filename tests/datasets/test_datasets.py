@@ -844,6 +844,8 @@ def test_parse_params(bench_protocols):
     for bad in ("scale", "=4", "two words=1"):
         with pytest.raises(ValueError, match="NAME=VALUE"):
             bench_protocols.parse_params([bad])
+    with pytest.raises(ValueError, match="scale is set twice"):
+        bench_protocols.parse_params(["scale=4", "scale=8"])
 
 
 def test_run_method_sets_params_over_the_rows_settings(bench_protocols):
